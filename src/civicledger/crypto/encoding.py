@@ -1,0 +1,89 @@
+"""Canonical bytes and hashes: what gets signed and hashed is always RFC 8785 JSON."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from typing import Any
+
+import rfc8785
+
+from civicledger.errors import EncodingError
+
+JsonValue = Any
+"""A JSON value made of dict/list/str/int/bool/None only; floats are refused (money is integer)."""
+
+
+def canonical_json(value: JsonValue) -> bytes:
+    """RFC 8785 (JCS) bytes of ``value``; refuses floats so no amount is ever fractional."""
+    _refuse_floats(value)
+    try:
+        return bytes(rfc8785.dumps(value))
+    except (rfc8785.CanonicalizationError, TypeError, ValueError) as e:
+        raise EncodingError(f"value cannot be canonicalised: {e}") from e
+
+
+def _refuse_floats(value: JsonValue) -> None:
+    if isinstance(value, float):
+        raise EncodingError("floats are not allowed in signed or stored data")
+    if isinstance(value, dict):
+        for item in value.values():
+            _refuse_floats(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _refuse_floats(item)
+
+
+def parse_json(data: bytes) -> JsonValue:
+    """Parse JSON bytes, refusing floats, NaN and duplicate keys."""
+
+    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, val in pairs:
+            if key in out:
+                raise EncodingError(f"duplicate JSON key {key!r}")
+            out[key] = val
+        return out
+
+    def no_float(text: str) -> float:
+        raise EncodingError(f"floats are not allowed: {text}")
+
+    def no_constant(text: str) -> Any:
+        raise EncodingError(f"invalid JSON constant {text}")
+
+    try:
+        return json.loads(
+            data,
+            object_pairs_hook=no_duplicates,
+            parse_float=no_float,
+            parse_constant=no_constant,
+        )
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
+        raise EncodingError(f"not valid JSON: {e}") from e
+
+
+def sha256(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+def b64url(data: bytes) -> str:
+    """Unpadded base64url, as in JOSE."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def from_b64url(text: str) -> bytes:
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (ValueError, TypeError) as e:
+        raise EncodingError(f"not base64url: {text[:40]!r}") from e
+
+
+def from_hex(text: str, *, size: int | None = None) -> bytes:
+    try:
+        raw = bytes.fromhex(text)
+    except (ValueError, TypeError) as e:
+        raise EncodingError(f"not hex: {str(text)[:40]!r}") from e
+    if size is not None and len(raw) != size:
+        raise EncodingError(f"expected {size} bytes of hex, got {len(raw)}")
+    return raw
