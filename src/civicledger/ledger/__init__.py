@@ -1,0 +1,1 @@
+"""Transactions, blocks, receipts, the SQLite store, state hashing and the transparency log."""

@@ -1,0 +1,1 @@
+"""The embedded node: mempool, block producer and commit pipeline over one Chain."""

@@ -1,0 +1,102 @@
+"""Block headers and signed tree heads.
+
+Invariants:
+- A header's hash is SHA-256 of its RFC 8785 bytes; the producer signs those bytes under the
+  purpose ``block``; the next header names it as ``prev_hash``.
+- ``tx_root`` is the RFC 9162 Merkle root over the block's tx ids (as leaves), ``receipts_root``
+  over the canonical receipts; both are recomputed by ``civic verify``.
+- ``state_hash`` chains every block's sorted write-set (see ``state.py``); ``log_size`` and
+  ``log_root`` are the transparency log after this block.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from civicledger.crypto.encoding import b64url, canonical_json, from_b64url, sha256
+from civicledger.crypto.keys import PrivateKey, PublicKey, signing_message
+from civicledger.errors import CivicError, SignatureError
+
+ZERO_HASH = "00" * 32
+HexHash = str
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
+
+
+class BlockHeader(_Frozen):
+    chain_id: str
+    height: int = Field(ge=0)
+    prev_hash: HexHash = Field(pattern=r"^[0-9a-f]{64}$")
+    time_ms: int = Field(ge=0)
+    """Block time: the only clock contracts ever see; strictly increasing."""
+    tx_count: int = Field(ge=0)
+    tx_root: HexHash
+    receipts_root: HexHash
+    state_hash: HexHash
+    log_size: int = Field(ge=0)
+    log_root: HexHash
+    producer: str
+    """did:key of the node that produced and signed the block."""
+
+    def canonical_bytes(self) -> bytes:
+        return canonical_json(self.model_dump())
+
+    def hash(self) -> bytes:
+        return sha256(self.canonical_bytes())
+
+
+class SignedBlockHeader(_Frozen):
+    header: BlockHeader
+    signature: str
+
+    @classmethod
+    def sign(cls, header: BlockHeader, key: PrivateKey) -> SignedBlockHeader:
+        message = signing_message(header.chain_id, "block", header.canonical_bytes())
+        return cls(header=header, signature=b64url(key.sign(message)))
+
+    def verify(self) -> None:
+        """Raise SignatureError unless ``header.producer`` signed this header."""
+        try:
+            key = PublicKey.from_did(self.header.producer)
+            message = signing_message(self.header.chain_id, "block", self.header.canonical_bytes())
+            key.verify(message, from_b64url(self.signature))
+        except CivicError as e:
+            raise SignatureError(f"block {self.header.height}: header signature: {e}") from e
+
+
+class TreeHead(_Frozen):
+    """A signed tree head (RFC 9162 §4.10 in spirit): the log's size and root at a block."""
+
+    chain_id: str
+    tree_size: int = Field(ge=0)
+    root_hash: HexHash
+    height: int = Field(ge=0)
+    time_ms: int = Field(ge=0)
+    signer: str
+
+    def canonical_bytes(self) -> bytes:
+        return canonical_json(self.model_dump())
+
+
+class SignedTreeHead(_Frozen):
+    tree_head: TreeHead
+    signature: str
+
+    @classmethod
+    def sign(cls, head: TreeHead, key: PrivateKey) -> SignedTreeHead:
+        message = signing_message(head.chain_id, "tree-head", head.canonical_bytes())
+        return cls(tree_head=head, signature=b64url(key.sign(message)))
+
+    def verify(self, trusted_signers: frozenset[str] | None = None) -> None:
+        """Raise SignatureError unless a trusted signer signed this tree head."""
+        head = self.tree_head
+        if trusted_signers is not None and head.signer not in trusted_signers:
+            raise SignatureError(f"tree head signed by {head.signer}, which is not trusted")
+        try:
+            key = PublicKey.from_did(head.signer)
+            message = signing_message(head.chain_id, "tree-head", head.canonical_bytes())
+            key.verify(message, from_b64url(self.signature))
+        except CivicError as e:
+            raise SignatureError(f"tree head signature: {e}") from e

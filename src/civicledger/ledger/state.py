@@ -1,0 +1,156 @@
+"""Contract state: a key-value store in SQLite, views that buffer writes, and the state hash.
+
+Invariants:
+- Values are RFC 8785 bytes; a deleted key is written as ``None``.
+- A transaction writes into its own buffer; the buffer is merged into the block's write-set only
+  if the transaction succeeds, so a failed transaction changes nothing.
+- ``state_hash(h) = SHA-256("CivicLedger/state/v1" || state_hash(h-1) || digest(write-set(h)))``
+  where the digest covers the write-set sorted by key bytes. Two nodes that execute the same
+  transactions therefore agree byte for byte, whatever order they wrote keys in.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import struct
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from civicledger.crypto.encoding import canonical_json, parse_json, sha256
+from civicledger.errors import LedgerError
+
+STATE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS state (
+    key TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+) WITHOUT ROWID;
+"""
+
+_DELETED = 0xFFFFFFFF
+WriteSet = dict[str, bytes | None]
+
+
+def write_set_digest(writes: Mapping[str, bytes | None]) -> bytes:
+    """Digest of a block's writes, independent of the order they were made in."""
+    parts: list[bytes] = []
+    for key in sorted(writes, key=lambda k: k.encode("utf-8")):
+        raw_key = key.encode("utf-8")
+        value = writes[key]
+        parts.append(struct.pack(">I", len(raw_key)))
+        parts.append(raw_key)
+        if value is None:
+            parts.append(struct.pack(">I", _DELETED))
+        else:
+            parts.append(struct.pack(">I", len(value)))
+            parts.append(value)
+    return sha256(b"".join(parts))
+
+
+def next_state_hash(previous: bytes, writes: Mapping[str, bytes | None]) -> bytes:
+    return sha256(b"CivicLedger/state/v1" + previous + write_set_digest(writes))
+
+
+class StateStore:
+    """Committed state in the node's SQLite database; writes go through ``apply``."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        conn.executescript(STATE_SCHEMA)
+
+    def get_raw(self, key: str) -> bytes | None:
+        row = self._conn.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def scan_raw(self, prefix: str, limit: int = 1000) -> list[tuple[str, bytes]]:
+        """Keys starting with ``prefix`` in byte order (a defined iteration order)."""
+        rows = self._conn.execute(
+            "SELECT key, value FROM state WHERE key >= ? AND key < ? ORDER BY key LIMIT ?",
+            (prefix, prefix + "\U0010ffff", limit),
+        ).fetchall()
+        return [(k, bytes(v)) for k, v in rows]
+
+    def apply(self, writes: Mapping[str, bytes | None]) -> None:
+        """Write a block's write-set; the caller owns the SQLite transaction."""
+        upserts = [(k, v) for k, v in writes.items() if v is not None]
+        deletes = [(k,) for k, v in writes.items() if v is None]
+        try:
+            if upserts:
+                self._conn.executemany(
+                    "INSERT INTO state(key, value) VALUES (?, ?) "
+                    "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    upserts,
+                )
+            if deletes:
+                self._conn.executemany("DELETE FROM state WHERE key = ?", deletes)
+        except sqlite3.Error as e:
+            raise LedgerError(f"cannot write state: {e}") from e
+
+
+def _overlay(
+    base: list[tuple[str, bytes]], writes: WriteSet, prefix: str, limit: int
+) -> list[tuple[str, bytes]]:
+    """``base`` with buffered ``writes`` under ``prefix`` laid over it, in key byte order."""
+    merged = dict(base)
+    for key, value in writes.items():
+        if not key.startswith(prefix):
+            continue
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return sorted(merged.items(), key=lambda kv: kv[0].encode("utf-8"))[:limit]
+
+
+class BlockState:
+    """The state as a block under construction sees it: committed state plus the block's writes."""
+
+    def __init__(self, store: StateStore) -> None:
+        self._store = store
+        self.writes: WriteSet = {}
+
+    def get_raw(self, key: str) -> bytes | None:
+        if key in self.writes:
+            return self.writes[key]
+        return self._store.get_raw(key)
+
+    def scan_raw(self, prefix: str, limit: int) -> list[tuple[str, bytes]]:
+        base = self._store.scan_raw(prefix, limit + len(self.writes))
+        return _overlay(base, self.writes, prefix, limit)
+
+    def begin_tx(self) -> TxState:
+        return TxState(self)
+
+
+class TxState:
+    """One transaction's buffered writes over a BlockState; merged only on success."""
+
+    def __init__(self, block: BlockState) -> None:
+        self._block = block
+        self.writes: WriteSet = {}
+
+    def get_raw(self, key: str) -> bytes | None:
+        if key in self.writes:
+            return self.writes[key]
+        return self._block.get_raw(key)
+
+    def get(self, key: str) -> Any:
+        """Parsed JSON value, or None when absent; a fresh object, so mutating it changes nothing."""
+        raw = self.get_raw(key)
+        return None if raw is None else parse_json(raw)
+
+    def put(self, key: str, value: Any) -> None:
+        if value is None:
+            raise LedgerError("store None by calling delete()")
+        self.writes[key] = canonical_json(value)
+
+    def delete(self, key: str) -> None:
+        self.writes[key] = None
+
+    def scan(self, prefix: str, limit: int = 1000) -> Iterator[tuple[str, Any]]:
+        base = self._block.scan_raw(prefix, limit + len(self.writes))
+        for key, raw in _overlay(base, self.writes, prefix, limit):
+            yield key, parse_json(raw)
+
+    def commit(self) -> None:
+        self._block.writes.update(self.writes)
+        self.writes = {}

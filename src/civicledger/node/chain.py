@@ -1,0 +1,433 @@
+"""The chain: executes blocks, commits each one atomically, and answers reads with proofs.
+
+Invariants:
+- Everything of one block (header, tree head, transactions, receipts, state writes, log nodes)
+  is written in ONE SQLite transaction; a crash at any point leaves the previous block as head.
+- Only one thread writes (the block producer, or a replayer); reads use per-thread connections
+  that see committed blocks only.
+- ``apply_block`` re-executes a block produced elsewhere and refuses it unless every root and
+  the state hash come out identical: that is how replay and verification work.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from civicledger.contracts.executor import (
+    BlockExecution,
+    Dropped,
+    Executor,
+    Included,
+    PreparedTx,
+    nonce_key,
+)
+from civicledger.contracts.governance import genesis_writes
+from civicledger.contracts.registry import ContractRegistry, default_registry
+from civicledger.crypto import merkle
+from civicledger.crypto.encoding import canonical_json, parse_json
+from civicledger.crypto.keys import PrivateKey
+from civicledger.errors import GenesisError, LedgerError, ProofError
+from civicledger.ledger.block import (
+    ZERO_HASH,
+    BlockHeader,
+    SignedBlockHeader,
+    SignedTreeHead,
+    TreeHead,
+)
+from civicledger.ledger.genesis import Genesis
+from civicledger.ledger.proofs import ConsistencyBundle, InclusionBundle, build_inclusion_bundle
+from civicledger.ledger.receipt import Receipt, log_leaf_bytes
+from civicledger.ledger.state import StateStore, WriteSet, next_state_hash
+from civicledger.ledger.store import connect
+from civicledger.ledger.tlog import TransparencyLog
+from civicledger.ledger.tx import SignedTx, decode_tx
+
+DB_NAME = "ledger.sqlite"
+
+
+@dataclass(frozen=True)
+class CommittedBlock:
+    header: SignedBlockHeader
+    tree_head: SignedTreeHead
+    included: list[Included]
+    dropped: list[Dropped]
+
+
+@dataclass(frozen=True)
+class StoredTx:
+    tx: SignedTx
+    receipt: Receipt
+    envelope: bytes
+    receipt_bytes: bytes
+
+
+class _Reader:
+    """A thread's read-only view: its own connection, state store and log over it."""
+
+    def __init__(self, path: Path) -> None:
+        self.conn = connect(path, readonly=True)
+        self.state = StateStore(self.conn)
+        self.log = TransparencyLog(self.conn)
+
+
+class Chain:
+    """One node's copy of the ledger, in ``<data_dir>/ledger.sqlite``."""
+
+    def __init__(self, data_dir: Path, registry: ContractRegistry | None = None) -> None:
+        self.data_dir = Path(data_dir)
+        self.path = self.data_dir / DB_NAME
+        if not self.path.exists():
+            raise LedgerError(f"no ledger at {self.path}; create one with `civic init`")
+        self.executor = Executor(registry or default_registry())
+        self._conn = connect(self.path)
+        self._state = StateStore(self._conn)
+        self._log = TransparencyLog(self._conn)
+        self._local = threading.local()
+        self._write_lock = threading.Lock()
+        meta = dict(self._conn.execute("SELECT key, value FROM meta").fetchall())
+        if "genesis" not in meta:
+            raise LedgerError(f"{self.path} has no genesis; it was never initialised")
+        self.genesis = Genesis.from_json_bytes(bytes(meta["genesis"]))
+        self.chain_id = self.genesis.chain_id
+        self._head = self._load_head()
+
+    # -- creation -----------------------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        data_dir: Path,
+        genesis: Genesis,
+        producer_key: PrivateKey,
+        registry: ContractRegistry | None = None,
+    ) -> Chain:
+        """Write the genesis block (height 0) into a new ledger database."""
+        data_dir = Path(data_dir)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path = data_dir / DB_NAME
+        if path.exists():
+            raise LedgerError(f"a ledger already exists at {path}")
+        if producer_key.public.did not in genesis.producers:
+            raise GenesisError("the node key is not one of the genesis producers")
+        conn = connect(path)
+        try:
+            TransparencyLog(conn)
+            state = StateStore(conn)  # creates its table: must run outside the block's transaction
+            header = genesis_header(genesis, producer_key.public.did)
+            signed = SignedBlockHeader.sign(header, producer_key)
+            head = SignedTreeHead.sign(_tree_head(header), producer_key)
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(
+                "INSERT INTO meta(key, value) VALUES ('genesis', ?)", (genesis.canonical_bytes(),)
+            )
+            state.apply(genesis_writes(genesis))
+            _insert_block(conn, signed, head)
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+        return cls(data_dir, registry)
+
+    # -- writing --------------------------------------------------------------------------------
+
+    @property
+    def head(self) -> SignedBlockHeader:
+        return self._head
+
+    def prepare(self, tx: SignedTx) -> PreparedTx:
+        return self.executor.prepare(tx)
+
+    def produce_block(
+        self, txs: Sequence[PreparedTx], time_ms: int, key: PrivateKey
+    ) -> CommittedBlock | None:
+        """Execute ``txs`` in a new block signed by ``key``; None if every tx was dropped."""
+        with self._write_lock:
+            prev = self._head.header
+            height = prev.height + 1
+            time_ms = max(time_ms, prev.time_ms + 1)
+            execution = self.executor.execute(
+                self._state, txs, height=height, time_ms=time_ms, first_leaf_index=self._log.size
+            )
+            if not execution.included:
+                return CommittedBlock(self._head, self.tree_head(), [], execution.dropped)
+            return self._commit(execution, height, time_ms, key.public.did, key, None)
+
+    def apply_block(
+        self, signed: SignedBlockHeader, tree_head: SignedTreeHead, txs: Sequence[SignedTx]
+    ) -> CommittedBlock:
+        """Re-execute a block produced elsewhere; commit only if it reproduces the header exactly."""
+        with self._write_lock:
+            header = signed.header
+            signed.verify()
+            tree_head.verify(frozenset(self.genesis.producers))
+            if tree_head.tree_head != _tree_head(header):
+                raise LedgerError(f"block {header.height}: tree head does not match the header")
+            if header.producer not in self.genesis.producers:
+                raise LedgerError(f"block {header.height}: producer is not a genesis producer")
+            prev = self._head.header
+            if header.height != prev.height + 1 or header.prev_hash != prev.hash().hex():
+                raise LedgerError(f"block {header.height} does not follow block {prev.height}")
+            prepared = [self.executor.prepare(tx) for tx in txs]
+            execution = self.executor.execute(
+                self._state,
+                prepared,
+                height=header.height,
+                time_ms=header.time_ms,
+                first_leaf_index=self._log.size,
+            )
+            if execution.dropped:
+                first = execution.dropped[0]
+                raise LedgerError(
+                    f"block {header.height}: tx {first.prepared.tx.tx_id_hex} would be dropped "
+                    f"({first.error.reason})"
+                )
+            return self._commit(
+                execution, header.height, header.time_ms, header.producer, None, (signed, tree_head)
+            )
+
+    def _commit(
+        self,
+        execution: BlockExecution,
+        height: int,
+        time_ms: int,
+        producer: str,
+        key: PrivateKey | None,
+        expected: tuple[SignedBlockHeader, SignedTreeHead] | None,
+    ) -> CommittedBlock:
+        """Write the executed block; sign it with ``key``, or check it equals ``expected``."""
+        prev = self._head.header
+        included = execution.included
+        envelopes = [item.prepared.tx.envelope_bytes() for item in included]
+        leaves = [
+            log_leaf_bytes(env, item.receipt_bytes)
+            for env, item in zip(envelopes, included, strict=True)
+        ]
+        tx_root = merkle.root_from_leaf_hashes(
+            [merkle.leaf_hash(item.prepared.tx.tx_id) for item in included]
+        )
+        receipts_root = merkle.root_from_leaf_hashes(
+            [merkle.leaf_hash(item.receipt_bytes) for item in included]
+        )
+        writes = execution.state.writes
+        state_hash = next_state_hash(bytes.fromhex(prev.state_hash), writes)
+        conn = self._conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            first_leaf = self._log.append_leaves(leaves)
+            header = BlockHeader(
+                chain_id=self.chain_id,
+                height=height,
+                prev_hash=prev.hash().hex(),
+                time_ms=time_ms,
+                tx_count=len(included),
+                tx_root=tx_root.hex(),
+                receipts_root=receipts_root.hex(),
+                state_hash=state_hash.hex(),
+                log_size=self._log.size,
+                log_root=self._log.root().hex(),
+                producer=producer,
+            )
+            if expected is not None:
+                signed, head = expected
+                if signed.header != header:
+                    raise LedgerError(_header_mismatch(signed.header, header))
+            else:
+                assert key is not None
+                signed = SignedBlockHeader.sign(header, key)
+                head = SignedTreeHead.sign(_tree_head(header), key)
+            self._state.apply(writes)
+            conn.executemany(
+                "INSERT INTO txs(leaf_index, tx_id, height, envelope, receipt) VALUES (?,?,?,?,?)",
+                [
+                    (first_leaf + i, item.prepared.tx.tx_id, height, env, item.receipt_bytes)
+                    for i, (item, env) in enumerate(zip(included, envelopes, strict=True))
+                ],
+            )
+            _insert_block(conn, signed, head, first_leaf)
+            conn.execute("COMMIT")
+        except BaseException as e:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            self._log.reload()
+            if isinstance(e, sqlite3.Error):
+                raise LedgerError(f"block {height} could not be written: {e}") from e
+            raise
+        self._head = signed
+        return CommittedBlock(signed, head, included, execution.dropped)
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def _reader(self) -> _Reader:
+        reader: _Reader | None = getattr(self._local, "reader", None)
+        if reader is None:
+            reader = _Reader(self.path)
+            self._local.reader = reader
+        return reader
+
+    def _snapshot(self) -> _Reader:
+        """Begin a read transaction on this thread's reader: a consistent view of committed blocks."""
+        reader = self._reader()
+        reader.conn.execute("BEGIN")
+        reader.log.reload()
+        return reader
+
+    def _load_head(self) -> SignedBlockHeader:
+        row = self._conn.execute(
+            "SELECT header FROM blocks ORDER BY height DESC LIMIT 1"
+        ).fetchone()
+        if row is None:
+            raise LedgerError(f"{self.path} has no blocks")
+        return SignedBlockHeader.model_validate_json(bytes(row[0]))
+
+    @property
+    def height(self) -> int:
+        return self._head.header.height
+
+    def block(self, height: int) -> SignedBlockHeader | None:
+        row = self._reader().conn.execute(
+            "SELECT header FROM blocks WHERE height = ?", (height,)
+        ).fetchone()
+        return None if row is None else SignedBlockHeader.model_validate_json(bytes(row[0]))
+
+    def tree_head(self, height: int | None = None) -> SignedTreeHead:
+        conn = self._reader().conn
+        if height is None:
+            row = conn.execute("SELECT tree_head FROM blocks ORDER BY height DESC LIMIT 1").fetchone()
+        else:
+            row = conn.execute("SELECT tree_head FROM blocks WHERE height = ?", (height,)).fetchone()
+        if row is None:
+            raise LedgerError(f"no block at height {height}")
+        return SignedTreeHead.model_validate_json(bytes(row[0]))
+
+    def block_txs(self, height: int) -> list[StoredTx]:
+        rows = self._reader().conn.execute(
+            "SELECT envelope, receipt FROM txs WHERE height = ? ORDER BY leaf_index", (height,)
+        ).fetchall()
+        return [_stored_tx(bytes(e), bytes(r)) for e, r in rows]
+
+    def tx(self, tx_id: bytes) -> StoredTx | None:
+        row = self._reader().conn.execute(
+            "SELECT envelope, receipt FROM txs WHERE tx_id = ?", (tx_id,)
+        ).fetchone()
+        return None if row is None else _stored_tx(bytes(row[0]), bytes(row[1]))
+
+    def last_nonce(self, did: str) -> int:
+        raw = self._reader().state.get_raw(nonce_key(did))
+        return 0 if raw is None else int(parse_json(raw))
+
+    def query(self, contract: str, method: str, args: dict[str, Any]) -> Any:
+        reader = self._snapshot()
+        try:
+            head = self._read_head(reader)
+            return self.executor.query(
+                reader.state, contract, method, args, height=head.height, time_ms=head.time_ms
+            )
+        finally:
+            reader.conn.execute("COMMIT")
+
+    def _read_head(self, reader: _Reader) -> BlockHeader:
+        row = reader.conn.execute("SELECT header FROM blocks ORDER BY height DESC LIMIT 1").fetchone()
+        return SignedBlockHeader.model_validate_json(bytes(row[0])).header
+
+    def inclusion_proof(self, tx_id: bytes, height: int | None = None) -> InclusionBundle:
+        """A bundle proving ``tx_id`` is in the log, against the tree head at ``height`` (default: latest)."""
+        reader = self._snapshot()
+        try:
+            row = reader.conn.execute(
+                "SELECT leaf_index, envelope, receipt FROM txs WHERE tx_id = ?", (tx_id,)
+            ).fetchone()
+            if row is None:
+                raise ProofError(f"no committed transaction {tx_id.hex()}")
+            head = self.tree_head(height)
+            size = head.tree_head.tree_size
+            leaf_index = int(row[0])
+            if leaf_index >= size:
+                raise ProofError(f"transaction {tx_id.hex()} is not in the tree at height {height}")
+            path = reader.log.inclusion_proof(leaf_index, size)
+        finally:
+            reader.conn.execute("COMMIT")
+        return build_inclusion_bundle(bytes(row[1]), bytes(row[2]), leaf_index, path, head)
+
+    def consistency_proof(self, old_height: int, new_height: int | None = None) -> ConsistencyBundle:
+        reader = self._snapshot()
+        try:
+            old = self.tree_head(old_height)
+            new = self.tree_head(new_height)
+            proof = reader.log.consistency_proof(old.tree_head.tree_size, new.tree_head.tree_size)
+        finally:
+            reader.conn.execute("COMMIT")
+        return ConsistencyBundle(
+            old_head=old, new_head=new, proof=tuple(h.hex() for h in proof)
+        )
+
+    def close(self) -> None:
+        self._conn.close()
+        reader: _Reader | None = getattr(self._local, "reader", None)
+        if reader is not None:
+            reader.conn.close()
+            self._local.reader = None
+
+
+def genesis_header(genesis: Genesis, producer: str) -> BlockHeader:
+    """Height 0: no transactions, the genesis agencies in state, an empty log."""
+    empty = merkle.EMPTY_ROOT.hex()
+    state_hash = next_state_hash(genesis.hash(), genesis_writes(genesis))
+    return BlockHeader(
+        chain_id=genesis.chain_id,
+        height=0,
+        prev_hash=ZERO_HASH,
+        time_ms=genesis.time_ms,
+        tx_count=0,
+        tx_root=empty,
+        receipts_root=empty,
+        state_hash=state_hash.hex(),
+        log_size=0,
+        log_root=empty,
+        producer=producer,
+    )
+
+
+def _tree_head(header: BlockHeader) -> TreeHead:
+    return TreeHead(
+        chain_id=header.chain_id,
+        tree_size=header.log_size,
+        root_hash=header.log_root,
+        height=header.height,
+        time_ms=header.time_ms,
+        signer=header.producer,
+    )
+
+
+def _insert_block(
+    conn: sqlite3.Connection, signed: SignedBlockHeader, head: SignedTreeHead, first_leaf: int = 0
+) -> None:
+    conn.execute(
+        "INSERT INTO blocks(height, hash, header, tree_head, first_leaf) VALUES (?,?,?,?,?)",
+        (
+            signed.header.height,
+            signed.header.hash(),
+            canonical_json(signed.model_dump()),
+            canonical_json(head.model_dump()),
+            first_leaf,
+        ),
+    )
+
+
+def _stored_tx(envelope: bytes, receipt: bytes) -> StoredTx:
+    return StoredTx(decode_tx(envelope), Receipt.model_validate_json(receipt), envelope, receipt)
+
+
+def _header_mismatch(expected: BlockHeader, got: BlockHeader) -> str:
+    diffs = [
+        name
+        for name in BlockHeader.model_fields
+        if getattr(expected, name) != getattr(got, name)
+    ]
+    return f"block {expected.height}: re-execution differs in {', '.join(diffs)}"
+
+
+__all__ = ["Chain", "CommittedBlock", "StoredTx", "WriteSet", "genesis_header"]

@@ -1,0 +1,251 @@
+"""The embedded node: one process, one SQLite file, no server to install.
+
+A transaction's way through it:
+1. admission (in the caller's thread, or a pool for batches): size, parsing, chain id and
+   signature; contract, method and arguments; nonce and expiry against what is already pending.
+   Failing any of these raises ``TxRejected`` at once and nothing is written.
+2. the mempool, in arrival order.
+3. the producer thread cuts a block when ``max_block_txs`` are waiting or ``block_interval``
+   has passed, executes it (nonce, expiry and policy are checked again against the state the
+   block really sees) and commits it in one SQLite transaction.
+4. each submitter's future resolves with its receipt, or with the ``TxRejected`` that dropped it.
+
+Block time is taken from the clock here, by the node, and written into the header; contracts
+only ever see that header time, so replay is deterministic.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from types import TracebackType
+
+from civicledger.contracts.executor import PreparedTx
+from civicledger.contracts.registry import ContractRegistry
+from civicledger.crypto.keys import PrivateKey
+from civicledger.errors import CivicError, NodeError, RejectReason, TxRejected
+from civicledger.ledger.receipt import Receipt
+from civicledger.ledger.tx import SignedTx, decode_tx
+from civicledger.node.chain import Chain, CommittedBlock
+from civicledger.node.lock import DirectoryLock
+
+log = logging.getLogger(__name__)
+
+BlockListener = Callable[[CommittedBlock], None]
+
+
+class EmbeddedNode:
+    """Runs a Chain with a mempool and a block-producer thread. Use as a context manager."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        node_key: PrivateKey,
+        *,
+        registry: ContractRegistry | None = None,
+        max_block_txs: int = 2000,
+        block_interval: float = 0.05,
+        max_mempool: int = 200_000,
+        verify_threads: int = 2,
+    ) -> None:
+        self._lock_file = DirectoryLock(Path(data_dir))
+        self._lock_file.acquire()
+        try:
+            self.chain = Chain(Path(data_dir), registry)
+        except BaseException:
+            self._lock_file.release()
+            raise
+        if node_key.public.did not in self.chain.genesis.producers:
+            self.chain.close()
+            self._lock_file.release()
+            raise NodeError("this node's key is not a block producer in the genesis file")
+        self._key = node_key
+        self.max_block_txs = max_block_txs
+        self.block_interval = block_interval
+        self.max_mempool = max_mempool
+        self._queue: deque[tuple[PreparedTx, Future[Receipt]]] = deque()
+        self._next_nonce: dict[str, int] = {}
+        self._cond = threading.Condition()
+        self._listeners: list[BlockListener] = []
+        self._pool = ThreadPoolExecutor(verify_threads, thread_name_prefix="civic-verify")
+        self._closing = False
+        self._producer = threading.Thread(target=self._produce_loop, name="civic-producer")
+        self._producer.start()
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Commit what is already admitted, then stop."""
+        with self._cond:
+            if self._closing:
+                return
+            self._closing = True
+            self._cond.notify_all()
+        self._producer.join()
+        self._pool.shutdown()
+        self.chain.close()
+        self._lock_file.release()
+
+    def __enter__(self) -> EmbeddedNode:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def on_block(self, listener: BlockListener) -> None:
+        """Call ``listener`` (from the producer thread) after every committed block."""
+        self._listeners.append(listener)
+
+    @property
+    def mempool_size(self) -> int:
+        return len(self._queue)
+
+    # -- submitting ---------------------------------------------------------------------------
+
+    def submit(self, tx: SignedTx | bytes, timeout: float = 60.0) -> Receipt:
+        """Submit and wait for the receipt; raises TxRejected with the reason if refused."""
+        return self.submit_nowait(tx).result(timeout)
+
+    def submit_nowait(self, tx: SignedTx | bytes) -> Future[Receipt]:
+        """Admit a transaction (raising TxRejected at once if it is refused) and return its future."""
+        signed = self._check_stateless(tx)
+        return self._enqueue(self.chain.prepare(signed))
+
+    def submit_many(self, txs: Sequence[SignedTx | bytes]) -> list[Future[Receipt]]:
+        """Admit a batch, checking signatures on all cores; refused ones get a failed future."""
+        chunk = max(1, min(1000, len(txs) // 8 or 1))
+        chunks = [txs[i : i + chunk] for i in range(0, len(txs), chunk)]
+        futures: list[Future[Receipt]] = []
+        for checked in self._pool.map(self._check_chunk, chunks):
+            for item in checked:
+                if isinstance(item, TxRejected):
+                    futures.append(_failed(item))
+                    continue
+                try:
+                    futures.append(self._enqueue(item))
+                except TxRejected as e:
+                    futures.append(_failed(e))
+        return futures
+
+    def _check_chunk(self, txs: Sequence[SignedTx | bytes]) -> list[PreparedTx | TxRejected]:
+        out: list[PreparedTx | TxRejected] = []
+        for tx in txs:
+            try:
+                out.append(self.chain.prepare(self._check_stateless(tx)))
+            except TxRejected as e:
+                out.append(e)
+        return out
+
+    def _check_stateless(self, tx: SignedTx | bytes) -> SignedTx:
+        signed = decode_tx(tx) if isinstance(tx, bytes) else tx
+        if signed.body.chain_id != self.chain.chain_id:
+            raise TxRejected(
+                RejectReason.WRONG_CHAIN,
+                f"transaction is for chain {signed.body.chain_id!r}; this is {self.chain.chain_id!r}",
+            )
+        signed.verify_signature()
+        return signed
+
+    def _enqueue(self, prepared: PreparedTx) -> Future[Receipt]:
+        body = prepared.tx.body
+        with self._cond:
+            if self._closing:
+                raise NodeError("the node is shutting down")
+            if len(self._queue) >= self.max_mempool:
+                raise TxRejected(RejectReason.MEMPOOL_FULL, "the mempool is full; retry later")
+            expected = self._next_nonce.get(body.signer)
+            if expected is None:
+                expected = self.chain.last_nonce(body.signer) + 1
+            if body.nonce < expected:
+                raise TxRejected(
+                    RejectReason.NONCE_REPLAYED, f"nonce {body.nonce} already used or pending"
+                )
+            if body.nonce > expected:
+                raise TxRejected(
+                    RejectReason.NONCE_OUT_OF_ORDER, f"nonce {body.nonce}; expected {expected}"
+                )
+            head_time = self.chain.head.header.time_ms
+            if body.expires_at <= head_time:
+                raise TxRejected(
+                    RejectReason.EXPIRED, f"expired at {body.expires_at}; chain time is {head_time}"
+                )
+            future: Future[Receipt] = Future()
+            self._queue.append((prepared, future))
+            self._next_nonce[body.signer] = body.nonce + 1
+            if len(self._queue) == 1 or len(self._queue) >= self.max_block_txs:
+                self._cond.notify_all()  # start the block timer, or cut a full block now
+        return future
+
+    # -- producing ----------------------------------------------------------------------------
+
+    def _take_batch(self) -> list[tuple[PreparedTx, Future[Receipt]]]:
+        with self._cond:
+            while not self._queue and not self._closing:
+                self._cond.wait()
+            if not self._queue:
+                return []
+            deadline = time.monotonic() + self.block_interval
+            while len(self._queue) < self.max_block_txs and not self._closing:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._cond.wait(remaining)
+            count = min(len(self._queue), self.max_block_txs)
+            return [self._queue.popleft() for _ in range(count)]
+
+    def _produce_loop(self) -> None:
+        while True:
+            batch = self._take_batch()
+            if not batch:
+                return
+            self._produce(batch)
+
+    def _produce(self, batch: list[tuple[PreparedTx, Future[Receipt]]]) -> None:
+        futures = {id(prepared): future for prepared, future in batch}
+        try:
+            block = self.chain.produce_block(
+                [prepared for prepared, _ in batch], int(time.time() * 1000), self._key
+            )
+        except CivicError as e:
+            log.exception("block production failed")
+            error = NodeError(f"block could not be committed: {e}")
+            self._forget_pending({p.tx.body.signer for p, _ in batch})
+            for _, future in batch:
+                future.set_exception(error)
+            return
+        if block is None:
+            return
+        if block.dropped:
+            self._forget_pending({d.prepared.tx.body.signer for d in block.dropped})
+        for item in block.included:
+            futures[id(item.prepared)].set_result(item.receipt)
+        for dropped in block.dropped:
+            futures[id(dropped.prepared)].set_exception(dropped.error)
+        if block.included:
+            for listener in self._listeners:
+                try:
+                    listener(block)
+                except Exception:
+                    log.exception("block listener failed")
+
+    def _forget_pending(self, signers: set[str]) -> None:
+        """After drops, re-read these signers' next nonce from committed state on next admission."""
+        with self._cond:
+            for signer in signers:
+                self._next_nonce.pop(signer, None)
+
+
+def _failed(error: BaseException) -> Future[Receipt]:
+    future: Future[Receipt] = Future()
+    future.set_exception(error)
+    return future
