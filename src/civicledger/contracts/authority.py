@@ -6,6 +6,7 @@ through ``Authority``, so there is one source of truth for roles.
 Keys (all under ``governance/``):
     root/<did>              true for each root-authority key (from genesis)
     agency/<id>             {"id", "name", "keys": [...], "roles": [...], "active": bool, ...}
+    active/<id>             true while the agency is active (a small key: policies read it per tx)
     key/<did>               the agency id a key belongs to
     role/<role>/<agency>    true while the agency holds the role
 """
@@ -30,6 +31,10 @@ def agency_key(agency_id: str) -> str:
     return f"{PREFIX}agency/{agency_id}"
 
 
+def active_key(agency_id: str) -> str:
+    return f"{PREFIX}active/{agency_id}"
+
+
 def member_key(did: str) -> str:
     return f"{PREFIX}key/{did}"
 
@@ -52,8 +57,7 @@ class Authority:
         agency_id = self._state.get(member_key(did))
         if not isinstance(agency_id, str):
             return None
-        agency = self._state.get(agency_key(agency_id))
-        if not isinstance(agency, dict) or agency.get("active") is not True:
+        if self._state.get(active_key(agency_id)) is not True:
             return None
         return agency_id
 

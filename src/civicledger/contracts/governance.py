@@ -13,6 +13,7 @@ from pydantic import Field, field_validator
 
 from civicledger.contracts.authority import (
     ROOT_ROLE,
+    active_key,
     agency_key,
     member_key,
     role_key,
@@ -100,6 +101,7 @@ def genesis_writes(genesis: Genesis) -> WriteSet:
         record = _agency_record(agency.id, agency.name, list(agency.keys), 0)
         record["roles"] = sorted(set(agency.roles))
         writes[agency_key(agency.id)] = canonical_json(record)
+        writes[active_key(agency.id)] = canonical_json(True)
         for did in agency.keys:
             writes[member_key(did)] = canonical_json(agency.id)
         for role in record["roles"]:
@@ -134,6 +136,7 @@ class Governance(Contract):
         for did in args.keys:
             self._claim_key(ctx, did, args.id)
         ctx.state.put(agency_key(args.id), _agency_record(args.id, args.name, args.keys, ctx.height))
+        ctx.state.put(active_key(args.id), True)
         ctx.emit("agency_registered", agency=args.id, name=args.name, keys=len(args.keys))
 
     @transaction(AgencyKey, policy=root_or_own_agency("agency"))
@@ -191,6 +194,7 @@ class Governance(Contract):
         record["active"] = False
         record["deactivated_at"] = ctx.height
         ctx.state.put(agency_key(args.agency), record)
+        ctx.state.delete(active_key(args.agency))
         ctx.emit("agency_deactivated", agency=args.agency)
 
     @query(AgencyRef)

@@ -16,7 +16,7 @@ import struct
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from civicledger.crypto.encoding import canonical_json, parse_json, sha256
+from civicledger.crypto.encoding import canonical_json, load_trusted_json, sha256
 from civicledger.errors import LedgerError
 
 STATE_SCHEMA = """
@@ -51,15 +51,37 @@ def next_state_hash(previous: bytes, writes: Mapping[str, bytes | None]) -> byte
 
 
 class StateStore:
-    """Committed state in the node's SQLite database; writes go through ``apply``."""
+    """Committed state in the node's SQLite database; writes go through ``apply``.
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    With ``cache_size`` > 0 (the single writer only) committed values are kept in memory and
+    updated by ``committed()`` after each successful commit, so hot keys (nonces, roles) are read
+    from SQLite once. Readers on other connections use no cache: they must never see stale state.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, *, cache_size: int = 0) -> None:
         self._conn = conn
+        self._cache: dict[str, bytes | None] = {}
+        self._cache_size = cache_size
         conn.executescript(STATE_SCHEMA)
 
     def get_raw(self, key: str) -> bytes | None:
+        if key in self._cache:
+            return self._cache[key]
         row = self._conn.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
-        return None if row is None else bytes(row[0])
+        value = None if row is None else bytes(row[0])
+        if self._cache_size:
+            if len(self._cache) >= self._cache_size:
+                self._cache.clear()
+            self._cache[key] = value
+        return value
+
+    def committed(self, writes: Mapping[str, bytes | None]) -> None:
+        """Tell the cache a block's writes are now durable."""
+        if self._cache_size:
+            self._cache.update(writes)
+
+    def forget_cache(self) -> None:
+        self._cache.clear()
 
     def scan_raw(self, prefix: str, limit: int = 1000) -> list[tuple[str, bytes]]:
         """Keys starting with ``prefix`` in byte order (a defined iteration order)."""
@@ -136,7 +158,7 @@ class TxState:
     def get(self, key: str) -> Any:
         """Parsed JSON value, or None when absent; a fresh object, so mutating it changes nothing."""
         raw = self.get_raw(key)
-        return None if raw is None else parse_json(raw)
+        return None if raw is None else load_trusted_json(raw)
 
     def put(self, key: str, value: Any) -> None:
         if value is None:
@@ -149,7 +171,7 @@ class TxState:
     def scan(self, prefix: str, limit: int = 1000) -> Iterator[tuple[str, Any]]:
         base = self._block.scan_raw(prefix, limit + len(self.writes))
         for key, raw in _overlay(base, self.writes, prefix, limit):
-            yield key, parse_json(raw)
+            yield key, load_trusted_json(raw)
 
     def commit(self) -> None:
         self._block.writes.update(self.writes)

@@ -72,6 +72,11 @@ class TransparencyLog:
         """Number of leaves in the log."""
         return self._frontier.size
 
+    @property
+    def frontier(self) -> CompactRange:
+        """A copy of the in-memory frontier (the peaks of the current tree)."""
+        return self._frontier.copy()
+
     def reload(self) -> None:
         """Re-read size and frontier from the database, e.g. after the caller rolled back."""
         try:

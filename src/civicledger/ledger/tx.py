@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -146,11 +147,17 @@ def tx_from_json(doc: Any) -> SignedTx:
         raise TxRejected(RejectReason.BAD_SIGNATURE, "an Ed25519 signature is 64 bytes")
     body = _validate_body(doc["body"])
     try:
-        signer_key = PublicKey.from_did(body.signer)
+        key = signer_key(body.signer)
         body_bytes = canonical_json(doc["body"])
     except CivicError as e:
         raise TxRejected(RejectReason.MALFORMED, e.message) from e
-    return SignedTx(body, body_bytes, signature, sha256(body_bytes), signer_key)
+    return SignedTx(body, body_bytes, signature, sha256(body_bytes), key)
+
+
+@lru_cache(maxsize=1 << 16)
+def signer_key(did: str) -> PublicKey:
+    """The public key of a did:key; cached, as the same signers recur in every block."""
+    return PublicKey.from_did(did)
 
 
 def _validate_body(doc: Any) -> TxBody:

@@ -29,7 +29,7 @@ from civicledger.contracts.executor import (
 from civicledger.contracts.governance import genesis_writes
 from civicledger.contracts.registry import ContractRegistry, default_registry
 from civicledger.crypto import merkle
-from civicledger.crypto.encoding import canonical_json, parse_json
+from civicledger.crypto.encoding import canonical_json, load_trusted_json
 from civicledger.crypto.keys import PrivateKey
 from civicledger.errors import GenesisError, LedgerError, ProofError
 from civicledger.ledger.block import (
@@ -85,7 +85,7 @@ class Chain:
             raise LedgerError(f"no ledger at {self.path}; create one with `civic init`")
         self.executor = Executor(registry or default_registry())
         self._conn = connect(self.path)
-        self._state = StateStore(self._conn)
+        self._state = StateStore(self._conn, cache_size=200_000)
         self._log = TransparencyLog(self._conn)
         self._local = threading.local()
         self._write_lock = threading.Lock()
@@ -253,9 +253,11 @@ class Chain:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             self._log.reload()
+            self._state.forget_cache()
             if isinstance(e, sqlite3.Error):
                 raise LedgerError(f"block {height} could not be written: {e}") from e
             raise
+        self._state.committed(writes)
         self._head = signed
         return CommittedBlock(signed, head, included, execution.dropped)
 
@@ -317,7 +319,7 @@ class Chain:
 
     def last_nonce(self, did: str) -> int:
         raw = self._reader().state.get_raw(nonce_key(did))
-        return 0 if raw is None else int(parse_json(raw))
+        return 0 if raw is None else int(load_trusted_json(raw))
 
     def query(self, contract: str, method: str, args: dict[str, Any]) -> Any:
         reader = self._snapshot()

@@ -21,7 +21,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future
 from pathlib import Path
 from types import TracebackType
 
@@ -30,7 +30,15 @@ from civicledger.contracts.registry import ContractRegistry
 from civicledger.crypto.keys import PrivateKey
 from civicledger.errors import CivicError, NodeError, RejectReason, TxRejected
 from civicledger.ledger.receipt import Receipt
-from civicledger.ledger.tx import SignedTx, decode_tx
+from civicledger.ledger.tx import SignedTx
+from civicledger.node.admission import (
+    Refused,
+    check_batch,
+    check_stateless,
+    rebuild,
+    refused_error,
+    worker_pool,
+)
 from civicledger.node.chain import Chain, CommittedBlock
 from civicledger.node.lock import DirectoryLock
 
@@ -51,7 +59,7 @@ class EmbeddedNode:
         max_block_txs: int = 2000,
         block_interval: float = 0.05,
         max_mempool: int = 200_000,
-        verify_threads: int = 2,
+        verify_workers: int = 2,
     ) -> None:
         self._lock_file = DirectoryLock(Path(data_dir))
         self._lock_file.acquire()
@@ -72,7 +80,8 @@ class EmbeddedNode:
         self._next_nonce: dict[str, int] = {}
         self._cond = threading.Condition()
         self._listeners: list[BlockListener] = []
-        self._pool = ThreadPoolExecutor(verify_threads, thread_name_prefix="civic-verify")
+        self._verify_workers = verify_workers
+        self._pool: Executor | None = None
         self._closing = False
         self._producer = threading.Thread(target=self._produce_loop, name="civic-producer")
         self._producer.start()
@@ -87,7 +96,8 @@ class EmbeddedNode:
             self._closing = True
             self._cond.notify_all()
         self._producer.join()
-        self._pool.shutdown()
+        if self._pool is not None:
+            self._pool.shutdown()
         self.chain.close()
         self._lock_file.release()
 
@@ -118,43 +128,29 @@ class EmbeddedNode:
 
     def submit_nowait(self, tx: SignedTx | bytes) -> Future[Receipt]:
         """Admit a transaction (raising TxRejected at once if it is refused) and return its future."""
-        signed = self._check_stateless(tx)
+        signed = check_stateless(self.chain.chain_id, tx)
         return self._enqueue(self.chain.prepare(signed))
 
-    def submit_many(self, txs: Sequence[SignedTx | bytes]) -> list[Future[Receipt]]:
-        """Admit a batch, checking signatures on all cores; refused ones get a failed future."""
-        chunk = max(1, min(1000, len(txs) // 8 or 1))
-        chunks = [txs[i : i + chunk] for i in range(0, len(txs), chunk)]
+    def submit_many(self, raws: Sequence[bytes], chunk: int = 500) -> list[Future[Receipt]]:
+        """Admit a batch of wire transactions, checking them in worker processes on all cores.
+
+        Order is kept: transactions are enqueued in the order given. A refused one gets a
+        future that raises its TxRejected.
+        """
+        if self._pool is None:
+            self._pool = worker_pool(self._verify_workers)
+        chunks = [raws[i : i + chunk] for i in range(0, len(raws), chunk)]
+        pending = [self._pool.submit(check_batch, self.chain.chain_id, c) for c in chunks]
         futures: list[Future[Receipt]] = []
-        for checked in self._pool.map(self._check_chunk, chunks):
-            for item in checked:
-                if isinstance(item, TxRejected):
-                    futures.append(_failed(item))
-                    continue
+        for done in pending:
+            for item in done.result():
                 try:
-                    futures.append(self._enqueue(item))
+                    if isinstance(item, Refused):
+                        raise refused_error(item)
+                    futures.append(self._enqueue(self.chain.prepare(rebuild(item))))
                 except TxRejected as e:
                     futures.append(_failed(e))
         return futures
-
-    def _check_chunk(self, txs: Sequence[SignedTx | bytes]) -> list[PreparedTx | TxRejected]:
-        out: list[PreparedTx | TxRejected] = []
-        for tx in txs:
-            try:
-                out.append(self.chain.prepare(self._check_stateless(tx)))
-            except TxRejected as e:
-                out.append(e)
-        return out
-
-    def _check_stateless(self, tx: SignedTx | bytes) -> SignedTx:
-        signed = decode_tx(tx) if isinstance(tx, bytes) else tx
-        if signed.body.chain_id != self.chain.chain_id:
-            raise TxRejected(
-                RejectReason.WRONG_CHAIN,
-                f"transaction is for chain {signed.body.chain_id!r}; this is {self.chain.chain_id!r}",
-            )
-        signed.verify_signature()
-        return signed
 
     def _enqueue(self, prepared: PreparedTx) -> Future[Receipt]:
         body = prepared.tx.body
