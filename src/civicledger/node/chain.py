@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,21 +106,42 @@ class Chain:
         producer_key: PrivateKey,
         registry: ContractRegistry | None = None,
     ) -> Chain:
-        """Write the genesis block (height 0) into a new ledger database."""
+        """Write the genesis block (height 0), signed by ``producer_key``, into a new database."""
+        if producer_key.public.did not in genesis.producers:
+            raise GenesisError("the node key is not one of the genesis producers")
+        header = genesis_header(genesis, producer_key.public.did)
+        signed = SignedBlockHeader.sign(header, producer_key)
+        head = SignedTreeHead.sign(_tree_head(header), producer_key)
+        return cls.create_from_genesis_block(data_dir, genesis, signed, head, registry)
+
+    @classmethod
+    def create_from_genesis_block(
+        cls,
+        data_dir: Path,
+        genesis: Genesis,
+        signed: SignedBlockHeader,
+        head: SignedTreeHead,
+        registry: ContractRegistry | None = None,
+    ) -> Chain:
+        """Start a replica from another node's genesis block, after checking it against the file."""
+        producers = frozenset(genesis.producers)
+        if signed.header.producer not in producers:
+            raise GenesisError("the genesis block is not signed by a genesis producer")
+        if signed.header != genesis_header(genesis, signed.header.producer):
+            raise GenesisError("the genesis block does not match the genesis file")
+        signed.verify()
+        head.verify(producers)
+        if head.tree_head != _tree_head(signed.header):
+            raise GenesisError("the genesis tree head does not match the genesis block")
         data_dir = Path(data_dir)
         data_dir.mkdir(parents=True, exist_ok=True)
         path = data_dir / DB_NAME
         if path.exists():
             raise LedgerError(f"a ledger already exists at {path}")
-        if producer_key.public.did not in genesis.producers:
-            raise GenesisError("the node key is not one of the genesis producers")
         conn = connect(path)
         try:
             TransparencyLog(conn)
             state = StateStore(conn)  # creates its table: must run outside the block's transaction
-            header = genesis_header(genesis, producer_key.public.did)
-            signed = SignedBlockHeader.sign(header, producer_key)
-            head = SignedTreeHead.sign(_tree_head(header), producer_key)
             conn.execute("BEGIN IMMEDIATE")
             conn.execute(
                 "INSERT INTO meta(key, value) VALUES ('genesis', ?)", (genesis.canonical_bytes(),)
@@ -171,6 +192,10 @@ class Chain:
             prev = self._head.header
             if header.height != prev.height + 1 or header.prev_hash != prev.hash().hex():
                 raise LedgerError(f"block {header.height} does not follow block {prev.height}")
+            for tx in txs:
+                if tx.body.chain_id != self.chain_id:
+                    raise LedgerError(f"block {header.height}: a transaction for another chain")
+                tx.verify_signature()
             prepared = [self.executor.prepare(tx) for tx in txs]
             execution = self.executor.execute(
                 self._state,
@@ -365,6 +390,12 @@ class Chain:
         return ConsistencyBundle(
             old_head=old, new_head=new, proof=tuple(h.hex() for h in proof)
         )
+
+    def raw_rows(self, sql: str) -> Iterator[tuple[Any, ...]]:
+        """Rows of a read-only SQL query on the writer's connection (for ``civic verify``)."""
+        if not sql.lstrip().upper().startswith("SELECT"):
+            raise LedgerError("raw_rows runs SELECT statements only")
+        yield from self._conn.execute(sql)
 
     def close(self) -> None:
         self._conn.close()
