@@ -72,7 +72,7 @@ class RejectReason(StrEnum):
     MEMPOOL_FULL = "mempool_full"
 
 
-class TxRejected(CivicError):
+class TxRejected(CivicError):  # noqa: N818  (reads as what happened: "tx rejected")
     """Refused before execution: nothing about the transaction is written."""
 
     def __init__(self, reason: RejectReason, message: str) -> None:

@@ -69,7 +69,7 @@ class Authority:
         return self._state.get(role_key(role, agency_id)) is True
 
     def has_role(self, did: str, role: str) -> bool:
-        """True if ``did`` is root (for the root role) or a key of an active agency holding ``role``."""
+        """True if ``did`` is root (for ``root``) or a key of an active agency holding ``role``."""
         if role == ROOT_ROLE:
             return self.is_root(did)
         agency_id = self.agency_of(did)

@@ -34,9 +34,10 @@ class NoArgs(Args):
 
 
 class Policy(Protocol):
-    """Decides whether ``signer`` may call a method with ``args``, reading roles from ``authority``."""
+    """Decides whether ``signer`` may call a method with ``args``, asking ``authority``."""
 
-    description: str
+    @property
+    def description(self) -> str: ...
 
     def allows(self, authority: Authority, signer: str, args: Args) -> bool: ...
 

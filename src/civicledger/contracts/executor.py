@@ -21,7 +21,7 @@ from civicledger.contracts.base import Args, Contract, MethodSpec, QueryContext,
 from civicledger.contracts.registry import ContractRegistry
 from civicledger.crypto.encoding import canonical_json
 from civicledger.errors import CivicError, ContractError, RejectReason, TxRejected
-from civicledger.ledger.receipt import Receipt
+from civicledger.ledger.receipt import Event, Receipt
 from civicledger.ledger.state import BlockState, StateStore, TxState
 from civicledger.ledger.tx import SignedTx
 
@@ -73,6 +73,33 @@ def validate_args(model: type[Args], args: dict[str, Any]) -> Args:
         raise TxRejected(RejectReason.INVALID_ARGS, f"args.{where}: {first['msg']}") from e
 
 
+def _receipt(
+    common: dict[str, Any],
+    status: str,
+    reason: str | None,
+    message: str | None,
+    events: list[Event],
+    result: Any,
+) -> tuple[Receipt, bytes]:
+    """Receipt and its canonical bytes, built from a plain dict (the hot path skips pydantic).
+
+    The dict has exactly ``Receipt``'s fields, so the bytes equal ``receipt.canonical_bytes()``;
+    ``tests/contracts/test_framework.py`` checks that. Encoding the result or an event may raise
+    EncodingError (a contract returned a float, say), which the caller turns into a failed receipt.
+    """
+    doc = {
+        **common,
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "events": [{"contract": e.contract, "name": e.name, "data": e.data} for e in events],
+        "result": result,
+    }
+    raw = canonical_json(doc)
+    receipt = Receipt.model_construct(**{**doc, "events": tuple(events)})
+    return receipt, raw
+
+
 class Executor:
     def __init__(self, registry: ContractRegistry) -> None:
         self.registry = registry
@@ -112,7 +139,9 @@ class Executor:
             )
             if receipt.ok:
                 tx_state.commit()
-            block.writes[nonce_key(prepared.tx.body.signer)] = canonical_json(prepared.tx.body.nonce)
+            block.writes[nonce_key(prepared.tx.body.signer)] = canonical_json(
+                prepared.tx.body.nonce
+            )
             included.append(Included(prepared, receipt, receipt_bytes))
         return BlockExecution(included, dropped, block)
 
@@ -162,19 +191,15 @@ class Executor:
         common = {"tx_id": tx.tx_id_hex, "height": height, "index": index, "leaf_index": leaf_index}
         try:
             result = prepared.spec.fn(prepared.contract, ctx, prepared.args)
-            receipt = Receipt(status="ok", events=tuple(ctx.events), result=result, **common)
-            return receipt, receipt.canonical_bytes()
+            return _receipt(common, "ok", None, None, ctx.events, result)
         except ContractError as e:
-            receipt = Receipt(status="failed", reason=e.reason, message=e.message, **common)
+            return _receipt(common, "failed", e.reason, e.message, [], None)
         except CivicError as e:
             # For example a result or event that is not JSON: the contract's bug, deterministic.
-            receipt = Receipt(status="failed", reason="contract_bug", message=e.message, **common)
-        except Exception as e:  # noqa: BLE001  (a contract bug must not stop the chain)
+            return _receipt(common, "failed", "contract_bug", e.message, [], None)
+        except Exception as e:
             log.exception("contract %s.%s raised", tx.body.contract, tx.body.method)
-            receipt = Receipt(
-                status="failed", reason="contract_bug", message=type(e).__name__, **common
-            )
-        return receipt, receipt.canonical_bytes()
+            return _receipt(common, "failed", "contract_bug", type(e).__name__, [], None)
 
     def query(
         self,

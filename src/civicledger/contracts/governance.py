@@ -135,7 +135,9 @@ class Governance(Contract):
             ctx.fail("duplicate_key", "the same key is listed twice")
         for did in args.keys:
             self._claim_key(ctx, did, args.id)
-        ctx.state.put(agency_key(args.id), _agency_record(args.id, args.name, args.keys, ctx.height))
+        ctx.state.put(
+            agency_key(args.id), _agency_record(args.id, args.name, args.keys, ctx.height)
+        )
         ctx.state.put(active_key(args.id), True)
         ctx.emit("agency_registered", agency=args.id, name=args.name, keys=len(args.keys))
 

@@ -50,23 +50,31 @@ def _refuse_floats(value: JsonValue) -> None:
 
 
 def _is_simple(value: JsonValue) -> bool:
-    """True if the fast encoder gives RFC 8785 bytes; raises EncodingError on a float."""
-    if isinstance(value, str) or value is None or isinstance(value, bool):
-        return True
-    if isinstance(value, int):
-        return -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT
-    if isinstance(value, float):
-        raise EncodingError("floats are not allowed in signed or stored data")
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str) or not key.isascii():
+    """True if the fast encoder gives RFC 8785 bytes; raises EncodingError on a float.
+
+    Iterative, with scalars checked inline: this runs for every receipt and state write.
+    """
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is str or kind is bool or item is None:
+            continue
+        if kind is int:
+            if not -_MAX_SAFE_INT <= item <= _MAX_SAFE_INT:
                 return False
-            if not _is_simple(item):
-                return False
-        return True
-    if isinstance(value, list | tuple):
-        return all(_is_simple(item) for item in value)
-    return False
+        elif kind is dict:
+            for key in item:
+                if type(key) is not str or not key.isascii():
+                    return False
+            stack.extend(item.values())
+        elif kind is list or kind is tuple:
+            stack.extend(item)
+        elif kind is float:
+            raise EncodingError("floats are not allowed in signed or stored data")
+        else:
+            return False  # subclasses and other types: let rfc8785 decide
+    return True
 
 
 def parse_json(data: bytes) -> JsonValue:

@@ -37,7 +37,9 @@ class InclusionBundle(BaseModel):
 class ConsistencyBundle(BaseModel):
     model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
 
-    kind: str = Field(default="civicledger/consistency-proof/v1", pattern=r"^civicledger/consistency")
+    kind: str = Field(
+        default="civicledger/consistency-proof/v1", pattern=r"^civicledger/consistency"
+    )
     old_head: SignedTreeHead
     new_head: SignedTreeHead
     proof: tuple[str, ...]
@@ -63,7 +65,9 @@ def load_bundle(data: bytes) -> InclusionBundle | ConsistencyBundle:
         raise ProofError(f"proof file is not JSON: {e}") from e
     kind = doc.get("kind", "") if isinstance(doc, dict) else ""
     model: type[InclusionBundle] | type[ConsistencyBundle]
-    model = ConsistencyBundle if str(kind).startswith("civicledger/consistency") else InclusionBundle
+    model = (
+        ConsistencyBundle if str(kind).startswith("civicledger/consistency") else InclusionBundle
+    )
     try:
         return model.model_validate_json(data)
     except ValidationError as e:

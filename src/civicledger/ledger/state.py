@@ -156,9 +156,15 @@ class TxState:
         return self._block.get_raw(key)
 
     def get(self, key: str) -> Any:
-        """Parsed JSON value, or None when absent; a fresh object, so mutating it changes nothing."""
+        """Parsed value, or None when absent; a fresh object, so mutating it changes nothing."""
         raw = self.get_raw(key)
-        return None if raw is None else load_trusted_json(raw)
+        if raw is None:
+            return None
+        if raw == b"true":  # role and membership flags: the most read values
+            return True
+        if raw.isdigit() and len(raw) < 16:  # nonces and counters (canonical: no leading zeros)
+            return int(raw)
+        return load_trusted_json(raw)
 
     def put(self, key: str, value: Any) -> None:
         if value is None:

@@ -1,4 +1,4 @@
-"""Opening the node's SQLite database with the settings that make a block commit atomic and durable."""
+"""Opening the node's SQLite database so that a block commit is atomic and durable."""
 
 from __future__ import annotations
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 from collections.abc import Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
@@ -59,13 +60,29 @@ def check_batch(chain_id: str, raws: Sequence[bytes]) -> list[Checked | Refused]
 def rebuild(checked: Checked) -> SignedTx:
     """A SignedTx from bytes a worker already parsed, validated and verified."""
     body = TxBody.model_construct(**json.loads(checked.body_bytes))
-    return SignedTx(body, checked.body_bytes, checked.signature, checked.tx_id, signer_key(body.signer))
+    return SignedTx(
+        body, checked.body_bytes, checked.signature, checked.tx_id, signer_key(body.signer)
+    )
 
 
 def refused_error(refused: Refused) -> TxRejected:
     return TxRejected(RejectReason(refused.reason), refused.message)
 
 
+WORKER_NICENESS = 10
+
+
+def _lower_priority() -> None:
+    os.nice(WORKER_NICENESS)
+
+
 def worker_pool(workers: int) -> Executor:
-    """Processes started fresh (``spawn``): forking a process that runs threads is unsafe."""
-    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    """Verify workers, started fresh (``spawn``: forking a process that runs threads is unsafe).
+
+    They run at a lower scheduling priority: the block producer is the one serial stage, so it
+    must never wait for a core while workers check signatures ahead of it (measured: without
+    this the producer ran at a third of its speed whenever admission was busy).
+    """
+    return ProcessPoolExecutor(
+        workers, mp_context=multiprocessing.get_context("spawn"), initializer=_lower_priority
+    )

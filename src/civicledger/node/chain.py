@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -180,7 +180,7 @@ class Chain:
     def apply_block(
         self, signed: SignedBlockHeader, tree_head: SignedTreeHead, txs: Sequence[SignedTx]
     ) -> CommittedBlock:
-        """Re-execute a block produced elsewhere; commit only if it reproduces the header exactly."""
+        """Re-execute a block made elsewhere; commit only if it reproduces the header exactly."""
         with self._write_lock:
             header = signed.header
             signed.verify()
@@ -259,7 +259,7 @@ class Chain:
             if expected is not None:
                 signed, head = expected
                 if signed.header != header:
-                    raise LedgerError(_header_mismatch(signed.header, header))
+                    raise LedgerError(_header_mismatch(signed.header, header))  # noqa: TRY301  (rolls back below)
             else:
                 assert key is not None
                 signed = SignedBlockHeader.sign(header, key)
@@ -296,7 +296,7 @@ class Chain:
         return reader
 
     def _snapshot(self) -> _Reader:
-        """Begin a read transaction on this thread's reader: a consistent view of committed blocks."""
+        """Begin a read transaction on this thread's reader: a consistent view of the blocks."""
         reader = self._reader()
         reader.conn.execute("BEGIN")
         reader.log.reload()
@@ -315,31 +315,43 @@ class Chain:
         return self._head.header.height
 
     def block(self, height: int) -> SignedBlockHeader | None:
-        row = self._reader().conn.execute(
-            "SELECT header FROM blocks WHERE height = ?", (height,)
-        ).fetchone()
+        row = (
+            self._reader()
+            .conn.execute("SELECT header FROM blocks WHERE height = ?", (height,))
+            .fetchone()
+        )
         return None if row is None else SignedBlockHeader.model_validate_json(bytes(row[0]))
 
     def tree_head(self, height: int | None = None) -> SignedTreeHead:
         conn = self._reader().conn
         if height is None:
-            row = conn.execute("SELECT tree_head FROM blocks ORDER BY height DESC LIMIT 1").fetchone()
+            row = conn.execute(
+                "SELECT tree_head FROM blocks ORDER BY height DESC LIMIT 1"
+            ).fetchone()
         else:
-            row = conn.execute("SELECT tree_head FROM blocks WHERE height = ?", (height,)).fetchone()
+            row = conn.execute(
+                "SELECT tree_head FROM blocks WHERE height = ?", (height,)
+            ).fetchone()
         if row is None:
             raise LedgerError(f"no block at height {height}")
         return SignedTreeHead.model_validate_json(bytes(row[0]))
 
     def block_txs(self, height: int) -> list[StoredTx]:
-        rows = self._reader().conn.execute(
-            "SELECT envelope, receipt FROM txs WHERE height = ? ORDER BY leaf_index", (height,)
-        ).fetchall()
+        rows = (
+            self._reader()
+            .conn.execute(
+                "SELECT envelope, receipt FROM txs WHERE height = ? ORDER BY leaf_index", (height,)
+            )
+            .fetchall()
+        )
         return [_stored_tx(bytes(e), bytes(r)) for e, r in rows]
 
     def tx(self, tx_id: bytes) -> StoredTx | None:
-        row = self._reader().conn.execute(
-            "SELECT envelope, receipt FROM txs WHERE tx_id = ?", (tx_id,)
-        ).fetchone()
+        row = (
+            self._reader()
+            .conn.execute("SELECT envelope, receipt FROM txs WHERE tx_id = ?", (tx_id,))
+            .fetchone()
+        )
         return None if row is None else _stored_tx(bytes(row[0]), bytes(row[1]))
 
     def last_nonce(self, did: str) -> int:
@@ -357,11 +369,13 @@ class Chain:
             reader.conn.execute("COMMIT")
 
     def _read_head(self, reader: _Reader) -> BlockHeader:
-        row = reader.conn.execute("SELECT header FROM blocks ORDER BY height DESC LIMIT 1").fetchone()
+        row = reader.conn.execute(
+            "SELECT header FROM blocks ORDER BY height DESC LIMIT 1"
+        ).fetchone()
         return SignedBlockHeader.model_validate_json(bytes(row[0])).header
 
     def inclusion_proof(self, tx_id: bytes, height: int | None = None) -> InclusionBundle:
-        """A bundle proving ``tx_id`` is in the log, against the tree head at ``height`` (default: latest)."""
+        """A bundle proving ``tx_id`` is in the log at ``height``'s tree head (default: latest)."""
         reader = self._snapshot()
         try:
             row = reader.conn.execute(
@@ -379,7 +393,9 @@ class Chain:
             reader.conn.execute("COMMIT")
         return build_inclusion_bundle(bytes(row[1]), bytes(row[2]), leaf_index, path, head)
 
-    def consistency_proof(self, old_height: int, new_height: int | None = None) -> ConsistencyBundle:
+    def consistency_proof(
+        self, old_height: int, new_height: int | None = None
+    ) -> ConsistencyBundle:
         reader = self._snapshot()
         try:
             old = self.tree_head(old_height)
@@ -387,11 +403,9 @@ class Chain:
             proof = reader.log.consistency_proof(old.tree_head.tree_size, new.tree_head.tree_size)
         finally:
             reader.conn.execute("COMMIT")
-        return ConsistencyBundle(
-            old_head=old, new_head=new, proof=tuple(h.hex() for h in proof)
-        )
+        return ConsistencyBundle(old_head=old, new_head=new, proof=tuple(h.hex() for h in proof))
 
-    def raw_rows(self, sql: str) -> Iterator[tuple[Any, ...]]:
+    def raw_rows(self, sql: str) -> Generator[tuple[Any, ...], None, None]:
         """Rows of a read-only SQL query on the writer's connection (for ``civic verify``)."""
         if not sql.lstrip().upper().startswith("SELECT"):
             raise LedgerError("raw_rows runs SELECT statements only")
@@ -456,9 +470,7 @@ def _stored_tx(envelope: bytes, receipt: bytes) -> StoredTx:
 
 def _header_mismatch(expected: BlockHeader, got: BlockHeader) -> str:
     diffs = [
-        name
-        for name in BlockHeader.model_fields
-        if getattr(expected, name) != getattr(got, name)
+        name for name in BlockHeader.model_fields if getattr(expected, name) != getattr(got, name)
     ]
     return f"block {expected.height}: re-execution differs in {', '.join(diffs)}"
 

@@ -74,7 +74,9 @@ def _verify(
     first = next(blocks, None)
     if first is None or first[0].header.height != 0:
         raise ChainVerificationError("the ledger has no genesis block")
-    replica = Chain.create_from_genesis_block(scratch / "replica", genesis, first[0], first[1], registry)
+    replica = Chain.create_from_genesis_block(
+        scratch / "replica", genesis, first[0], first[1], registry
+    )
     transactions = 0
     try:
         for signed, tree_head, stored_hash in blocks:
@@ -115,13 +117,10 @@ def _verify(
 
 
 def _blocks(conn: sqlite3.Connection) -> Iterator[tuple[SignedBlockHeader, SignedTreeHead, bytes]]:
-    expected = 0
-    for height, header, tree_head, stored_hash in conn.execute(
-        "SELECT height, header, tree_head, hash FROM blocks ORDER BY height"
-    ):
+    rows = conn.execute("SELECT height, header, tree_head, hash FROM blocks ORDER BY height")
+    for expected, (height, header, tree_head, stored_hash) in enumerate(rows):
         if height != expected:
             raise ChainVerificationError(f"block {expected} is missing")
-        expected += 1
         signed = SignedBlockHeader.model_validate_json(bytes(header))
         if signed.header.height != height:
             raise ChainVerificationError(f"row {height} holds the header of {signed.header.height}")
@@ -138,7 +137,9 @@ def _block_txs(conn: sqlite3.Connection, height: int) -> tuple[list[SignedTx], l
         if tx.envelope_bytes() != bytes(envelope):
             raise ChainVerificationError(f"block {height}: a stored transaction is not canonical")
         if bytes(tx_id) != tx.tx_id or sha256(tx.body_bytes) != tx.tx_id:
-            raise ChainVerificationError(f"block {height}: stored tx id {bytes(tx_id).hex()} is wrong")
+            raise ChainVerificationError(
+                f"block {height}: stored tx id {bytes(tx_id).hex()} is wrong"
+            )
         txs.append(tx)
         receipts.append(bytes(receipt))
     return txs, receipts

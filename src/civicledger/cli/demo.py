@@ -1,0 +1,182 @@
+"""``civic demo``: a demo Seoul, created, exercised, proven and verified in a few seconds.
+
+The scenario itself is ``civicledger.demo``; this module only prints it.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.rule import Rule
+from rich.table import Table
+from rich.text import Text
+
+from civicledger.cli import _render
+from civicledger.cli._common import out, state
+from civicledger.cli.ledger import verify_with_progress
+from civicledger.demo import (
+    CityDir,
+    DemoProofs,
+    DemoSummary,
+    Step,
+    consistency_base,
+    create_demo_city,
+    proof_target,
+    prove,
+    run_scenario,
+    summarize,
+)
+
+
+def demo(
+    ctx: typer.Context,
+    directory: Annotated[
+        Path | None,
+        typer.Option(
+            "--dir", help="Create the demo city here and keep it [default: a temporary dir]."
+        ),
+    ] = None,
+    keep: Annotated[
+        bool, typer.Option("--keep", help="Keep the temporary city directory afterwards.")
+    ] = False,
+) -> None:
+    """Run a demo city (Seoul) on the embedded node: no server, a few seconds."""
+    cli = state(ctx)
+    chosen = directory or (cli.dir if cli.dir_given else None)
+    console = out()
+    with _demo_root(chosen, keep) as root:
+        layout = create_demo_city(root)
+        genesis = layout.genesis()
+        console.print(Rule(f"CivicLedger demo: {genesis.city}"))
+        console.print(
+            f"created city {genesis.chain_id} in {layout.root}: "
+            "keys root, node, city-hall, gangnam-gu, mapo-gu; genesis.json; block 0"
+        )
+
+        console.print(Rule("transactions"))
+        steps = run_scenario(layout)
+        _print_steps(console, steps)
+
+        console.print(Rule("the ledger"))
+        _print_summary(console, summarize(layout))
+
+        console.print(Rule("proofs, checked offline against genesis.json"))
+        target = proof_target(steps)
+        proofs = prove(layout, target.tx_id, old_height=consistency_base(steps))
+        _print_proofs(console, proofs)
+
+        console.print(Rule("full chain verification (civic verify)"))
+        _render.verify_report(console, verify_with_progress(layout))
+
+        # A later issue serves the web portal over `layout` here, before a temporary city
+        # directory is removed; everything it shows comes from civicledger.demo.
+        if chosen is not None or keep:
+            _print_next_steps(console, layout, target.tx_id)
+
+
+@contextmanager
+def _demo_root(chosen: Path | None, keep: bool) -> Iterator[Path]:
+    """The city directory: ``chosen`` (always kept) or a new temporary one (removed unless kept)."""
+    if chosen is not None:
+        yield chosen
+        return
+    scratch = Path(tempfile.mkdtemp(prefix="civic-demo-"))
+    try:
+        yield scratch / "seoul"
+    finally:
+        if not keep:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _print_steps(console: Console, steps: list[Step]) -> None:
+    table = Table("#", "step", "signer", "outcome", "block", "detail")
+    for number, step in enumerate(steps, 1):
+        if step.outcome == "ok" and step.receipt is not None:
+            detail = ", ".join(f"{e.contract}.{e.name}" for e in step.receipt.events)
+        else:
+            detail = f"{step.reason}: {step.message}"
+        table.add_row(
+            str(number),
+            step.title,
+            step.signer,
+            _render.status_text(step.outcome),
+            str(step.receipt.height) if step.receipt else "-",
+            detail,
+        )
+    console.print(table)
+    ok = sum(step.outcome == "ok" for step in steps)
+    console.print(
+        f"{ok} ok, {len(steps) - ok} not: a failed transaction is recorded with its reason and "
+        "changes no state; a rejected one is not recorded at all"
+    )
+
+
+def _print_summary(console: Console, summary: DemoSummary) -> None:
+    console.print(
+        _render.fields(
+            [
+                ("city", summary.city),
+                ("chain", summary.chain_id),
+                ("blocks", f"{summary.height + 1} (heights 0-{summary.height})"),
+                ("transactions", str(summary.transactions)),
+            ]
+        )
+    )
+    table = Table("agency", "name", "roles", "registered at block")
+    for agency in summary.agencies:
+        table.add_row(
+            agency["id"],
+            agency["name"],
+            ", ".join(agency["roles"]) or "-",
+            str(agency["registered_at"]),
+        )
+    console.print(table)
+
+
+def _print_proofs(console: Console, proofs: DemoProofs) -> None:
+    body, receipt = proofs.tx.body, proofs.receipt
+    head = proofs.inclusion.tree_head.tree_head
+    console.print(Text("inclusion proof verified", style="bold green"))
+    console.print(
+        _render.fields(
+            [
+                ("transaction", proofs.tx.tx_id_hex),
+                ("call", f"{body.contract}.{body.method}"),
+                ("status", _render.status_text(receipt.status)),
+                ("block", str(receipt.height)),
+                ("leaf index", f"{proofs.inclusion.leaf_index} of tree size {head.tree_size}"),
+                ("audit path", f"{len(proofs.inclusion.path)} hashes"),
+                ("signed by", f"{head.signer} (a genesis producer)"),
+            ]
+        )
+    )
+    old, new = proofs.consistency.old_head.tree_head, proofs.consistency.new_head.tree_head
+    console.print(Text("consistency proof verified", style="bold green"))
+    console.print(
+        _render.fields(
+            [
+                ("older log", _render.tree_head(old)),
+                ("newer log", _render.tree_head(new)),
+                ("proof", f"{len(proofs.consistency.proof)} hashes: nothing was rewritten"),
+            ]
+        )
+    )
+
+
+def _print_next_steps(console: Console, layout: CityDir, tx_id: str) -> None:
+    where = f"civic --dir {layout.root}"
+    console.print(Rule("the demo city is kept"))
+    console.print(
+        f"{where} block show\n"
+        f"{where} query governance agencies\n"
+        f"{where} proof {tx_id} --out proof.json\n"
+        f"{where} proof verify proof.json\n"
+        f"{where} verify"
+    )
