@@ -68,7 +68,6 @@ class RejectReason(StrEnum):
     UNKNOWN_METHOD = "unknown_method"
     INVALID_ARGS = "invalid_args"
     UNAUTHORIZED = "unauthorized"
-    DUPLICATE = "duplicate"
     MEMPOOL_FULL = "mempool_full"
 
 

@@ -130,7 +130,8 @@ class TxContext:
         return self.state.get(f"{contract}/{key}")
 
     def emit(self, event: str, /, **data: Any) -> None:
-        self.events.append(Event(contract=self.contract, name=event, data=data))
+        """Announce a fact; ``data`` must be JSON (checked when the receipt is encoded)."""
+        self.events.append(Event.model_construct(contract=self.contract, name=event, data=data))
 
     def fail(self, reason: str, message: str) -> NoReturn:
         raise ContractError(message, reason=reason)

@@ -10,7 +10,6 @@ Invariants:
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Annotated, Any
@@ -31,7 +30,6 @@ MAX_TX_BYTES = 32 * 1024
 """Upper bound on a transaction's wire size; large documents go on the ledger as hashes."""
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,47}$"
-_NAME_RE = re.compile(NAME_PATTERN)
 _MAX_TIME_MS = 2**53 - 1
 
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
@@ -168,6 +166,3 @@ def _validate_body(doc: Any) -> TxBody:
         where = ".".join(str(p) for p in first["loc"]) or "body"
         raise TxRejected(RejectReason.MALFORMED, f"body.{where}: {first['msg']}") from e
 
-
-def is_valid_name(name: str) -> bool:
-    return bool(_NAME_RE.match(name))

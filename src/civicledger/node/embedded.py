@@ -274,8 +274,3 @@ class EmbeddedNode:
             for signer in signers:
                 self._next_nonce.pop(signer, None)
 
-
-def _failed(error: BaseException) -> Future[Receipt]:
-    future: Future[Receipt] = Future()
-    future.set_exception(error)
-    return future
