@@ -22,6 +22,7 @@ module exists.
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from collections.abc import Sequence
@@ -30,11 +31,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from pydantic import ValidationError
+
 from civicledger.crypto.encoding import canonical_json, sha256
 from civicledger.crypto.keys import PrivateKey
-from civicledger.errors import CivicError, KeystoreError, ProofError, TxRejected
+from civicledger.errors import CivicError, GenesisError, KeystoreError, ProofError, TxRejected
 from civicledger.keystore import Keystore, KeystoreReason
-from civicledger.ledger.genesis import Genesis, GenesisAgency
+from civicledger.ledger.genesis import Genesis
 from civicledger.ledger.proofs import (
     ConsistencyBundle,
     InclusionBundle,
@@ -49,6 +52,7 @@ from civicledger.node.embedded import EmbeddedNode
 from civicledger.node.verify import Progress, VerifyReport, verify_chain
 
 __all__ = [
+    "DEFAULT_EXPIRY_S",
     "DEMO_CHAIN_ID",
     "DEMO_CITY",
     "NODE_KEY",
@@ -56,13 +60,17 @@ __all__ = [
     "AgencySpec",
     "CityDir",
     "DemoProofs",
+    "DemoRun",
     "DemoSummary",
     "Outcome",
     "Signer",
     "Step",
+    "consistency_base",
     "create_city",
     "create_demo_city",
+    "document_digest",
     "load_key",
+    "proof_target",
     "prove",
     "run_demo",
     "run_scenario",
@@ -168,29 +176,28 @@ def create_city(
             f"a city already exists at {layout.root}; refusing to overwrite it",
             reason="city_exists",
         )
-    ids = [agency.id for agency in agencies]
-    for agency_id in ids:
-        if agency_id in _RESERVED_KEY_NAMES:
+    for agency in agencies:
+        if agency.id in _RESERVED_KEY_NAMES:
             raise CivicError(
-                f"agency id {agency_id!r} is reserved for a key name", reason="bad_agency"
+                f"agency id {agency.id!r} is reserved for a key name", reason="bad_agency"
             )
     root_key, node_key = PrivateKey.generate(), PrivateKey.generate()
     agency_keys = {agency.id: PrivateKey.generate() for agency in agencies}
-    genesis = Genesis(
+    genesis = _genesis(
         chain_id=chain_id,
         city=city,
         time_ms=int(time.time() * 1000) if time_ms is None else time_ms,
-        root_authorities=(root_key.public.did,),
-        producers=(node_key.public.did,),
-        agencies=tuple(
-            GenesisAgency(
-                id=agency.id,
-                name=agency.name,
-                keys=(agency_keys[agency.id].public.did,),
-                roles=agency.roles,
-            )
+        root_authorities=[root_key.public.did],
+        producers=[node_key.public.did],
+        agencies=[
+            {
+                "id": agency.id,
+                "name": agency.name,
+                "keys": [agency_keys[agency.id].public.did],
+                "roles": list(agency.roles),
+            }
             for agency in agencies
-        ),
+        ],
     )
     created_root = not layout.root.exists()
     try:
@@ -203,6 +210,16 @@ def create_city(
         _remove_city(layout, created_root)
         raise
     return layout
+
+
+def _genesis(**fields: Any) -> Genesis:
+    """A validated Genesis; invalid fields raise ``GenesisError`` naming the first one."""
+    try:
+        return Genesis.model_validate_json(json.dumps(fields))
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise GenesisError(f"genesis {where}: {first['msg']}") from e
 
 
 def _remove_city(layout: CityDir, created_root: bool) -> None:

@@ -93,8 +93,9 @@ def json_object(text: str, option: str) -> dict[str, Any]:
     except EncodingError as e:
         raise typer.BadParameter(e.message, param_hint=option) from e
     if not isinstance(value, dict):
-        raise typer.BadParameter("must be a JSON object, e.g. '{\"key\": \"value\"}'",
-                                 param_hint=option)
+        raise typer.BadParameter(
+            'must be a JSON object, e.g. \'{"key": "value"}\'', param_hint=option
+        )
     return value
 
 

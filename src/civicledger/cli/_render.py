@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 
 from civicledger.ledger.block import BlockHeader, TreeHead
@@ -20,14 +20,17 @@ def compact_json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
 
 
-def fields(rows: Sequence[tuple[str, str | Text]]) -> Table:
-    """A borderless two-column table of ``label  value`` lines."""
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold")
-    grid.add_column(overflow="fold")
-    for label, value in rows:
-        grid.add_row(label, value)
-    return grid
+def fields(rows: Sequence[tuple[str, str | Text]]) -> Text:
+    """``label  value`` lines with aligned values; long values are never folded, so a hash or
+    JSON can be copied whole (the console soft-wraps)."""
+    width = max((len(label) for label, _ in rows), default=0) + 2
+    lines = Text()
+    for number, (label, value) in enumerate(rows):
+        if number:
+            lines.append("\n")
+        lines.append(label.ljust(width), style="bold")
+        lines.append(value)
+    return lines
 
 
 def status_text(status: str) -> Text:
@@ -75,20 +78,21 @@ def transactions(console: Console, txs: Sequence[StoredTx]) -> None:
     if not txs:
         console.print("no transactions")
         return
-    table = Table("#", "tx id", "call", "status", "signer")
+    table = Table("#", whole_column("tx id", 64), "call", "status")
     for stored in txs:
         body, result = stored.tx.body, stored.receipt
         status = status_text(result.status)
         if not result.ok:
             status.append(f" ({result.reason})", style="red")
         table.add_row(
-            str(result.index),
-            stored.tx.tx_id_hex,
-            f"{body.contract}.{body.method}",
-            status,
-            body.signer,
+            str(result.index), stored.tx.tx_id_hex, f"{body.contract}.{body.method}", status
         )
     console.print(table)
+
+
+def whole_column(header: str, width: int) -> Column:
+    """A table column for ids and DIDs: never shortened with an ellipsis, so it can be copied."""
+    return Column(header, min_width=width, no_wrap=True)
 
 
 def tree_head(head: TreeHead) -> str:

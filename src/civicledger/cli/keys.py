@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from civicledger.cli import _render
 from civicledger.cli._common import out, passphrase_from_env, state
 
 app = typer.Typer(help="Manage the keys in the city's keystore.", no_args_is_help=True)
@@ -35,7 +36,7 @@ def new(
 def list_keys(ctx: typer.Context) -> None:
     """List the keys: name, did:key and whether the key file is encrypted."""
     keystore = state(ctx).city.require().keystore
-    table = Table("name", "did", "encrypted")
+    table = Table("name", _render.whole_column("did", 56), "encrypted")
     for name in keystore.names():
         encrypted = "yes" if keystore.is_encrypted(name) else "no"
         table.add_row(name, keystore.public(name).did, encrypted)

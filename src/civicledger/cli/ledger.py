@@ -54,8 +54,9 @@ def show(
     with open_chain(state(ctx).city) as chain:
         signed = chain.head if height is None else chain.block(height)
         if signed is None:
-            raise LedgerError(f"no block at height {height}; the head is {chain.height}",
-                              reason="no_such_block")
+            raise LedgerError(
+                f"no block at height {height}; the head is {chain.height}", reason="no_such_block"
+            )
         txs = chain.block_txs(signed.header.height)
     console = out()
     _render.header(console, signed.header)
@@ -71,7 +72,11 @@ def verify(ctx: typer.Context) -> None:
 
 
 def verify_with_progress(layout: CityDir) -> VerifyReport:
-    """``verify_chain`` with a Rich progress bar on stderr (stdout stays for the report)."""
+    """``verify_chain`` with a Rich progress bar on stderr (stdout stays for the report).
+
+    The bar stays on screen when verification succeeds and is removed when it fails, so a
+    failure is the one error line.
+    """
     columns = (
         TextColumn("verifying"),
         BarColumn(),
@@ -79,10 +84,13 @@ def verify_with_progress(layout: CityDir) -> VerifyReport:
         TextColumn("blocks"),
         TimeElapsedColumn(),
     )
-    with Progress(*columns, console=err(), transient=False) as progress:
+    with Progress(*columns, console=err(), transient=True) as progress:
         task = progress.add_task("verify", total=None)
 
         def advance(height: int, head: int) -> None:
             progress.update(task, completed=height, total=head)
 
-        return verify_chain(layout.data_path, progress=advance)
+        report = verify_chain(layout.data_path, progress=advance)
+        progress.update(task, completed=report.height, total=report.height)
+        progress.live.transient = False
+        return report

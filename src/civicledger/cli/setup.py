@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from civicledger.cli import _render
 from civicledger.cli._common import err, out, passphrase_from_env, state
 from civicledger.demo import NODE_KEY, ROOT_KEY, AgencySpec, create_city
 
@@ -42,9 +43,7 @@ def init(
     ] = None,
     passphrase_env: Annotated[
         str | None,
-        typer.Option(
-            metavar="VAR", help="Encrypt every key with the passphrase in this variable."
-        ),
+        typer.Option(metavar="VAR", help="Encrypt every key with the passphrase in this variable."),
     ] = None,
 ) -> None:
     """Create a new city: keys (root, node, one per agency), genesis.json and the ledger."""
@@ -65,7 +64,7 @@ def init(
             f") in {layout.root}",
         )
     )
-    table = Table("key", "did", "role")
+    table = Table("key", _render.whole_column("did", 56), "role")
     table.add_row(ROOT_KEY, genesis.root_authorities[0], "root authority")
     table.add_row(NODE_KEY, genesis.producers[0], "block producer (signs blocks and tree heads)")
     for item in genesis.agencies:

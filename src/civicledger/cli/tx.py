@@ -9,7 +9,10 @@ import typer
 from civicledger.cli import _render
 from civicledger.cli._common import error_line, json_object, out, passphrase_from_env, state
 from civicledger.demo import DEFAULT_EXPIRY_S, NODE_KEY, Signer, load_key
+from civicledger.errors import NodeError
 from civicledger.node.embedded import EmbeddedNode
+
+_RECEIPT_TIMEOUT_S = 60.0
 
 app = typer.Typer(help="Send transactions.", no_args_is_help=True)
 
@@ -41,7 +44,13 @@ def send(
         tx = Signer(key, signing_key, node.chain).sign(
             contract, method, arguments, expires_in_s=expires_in
         )
-        receipt = node.submit(tx)
+        try:
+            receipt = node.submit(tx, timeout=_RECEIPT_TIMEOUT_S)
+        except TimeoutError as e:
+            raise NodeError(
+                f"no receipt for {tx.tx_id_hex} within {_RECEIPT_TIMEOUT_S:g} s; "
+                "it may still be committed (check with `civic block show`)"
+            ) from e
     _render.receipt(out(), receipt)
     if not receipt.ok:
         error_line(receipt.reason or "failed", receipt.message or "the transaction failed")
