@@ -39,6 +39,8 @@ from civicledger.ledger.state import WriteSet
 ROLE_PATTERN = r"^[a-z][a-z0-9_]{0,47}$"
 _ROLE_RE = re.compile(ROLE_PATTERN)
 MAX_KEYS_PER_AGENCY = 256
+_SCAN_ALL = 2**62
+"""A scan limit no namespace reaches."""
 
 
 def _did_key(value: str) -> str:
@@ -207,12 +209,17 @@ class Governance(Contract):
     @query(ListArgs)
     def agencies(self, ctx: QueryContext, args: ListArgs) -> Any:
         """Agencies in id order, paginated with ``after``."""
+        # ``scan`` has no start key, so a page reads the namespace from its beginning: limiting
+        # that read to ``limit`` rows would never reach the agencies after the first page.
+        # Agency ids are ASCII, so string order is the scan's byte order.
         prefix = agency_key("")
         out = []
-        for key, value in ctx.state.scan(prefix, args.limit + 1):
+        for key, value in ctx.state.scan(prefix, _SCAN_ALL):
             if key[len(prefix) :] > args.after:
                 out.append(value)
-        return out[: args.limit]
+                if len(out) == args.limit:
+                    break
+        return out
 
     @query(RoleRef)
     def holders(self, ctx: QueryContext, args: RoleRef) -> Any:

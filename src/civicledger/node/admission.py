@@ -16,7 +16,7 @@ from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
 
 from civicledger.errors import RejectReason, TxRejected
-from civicledger.ledger.tx import SignedTx, TxBody, decode_tx, signer_key
+from civicledger.ledger.tx import MAX_TX_BYTES, SignedTx, TxBody, decode_tx, signer_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +35,13 @@ class Refused:
 def check_stateless(chain_id: str, tx: SignedTx | bytes) -> SignedTx:
     """Size, parsing, body validation, chain id and signature; raises TxRejected."""
     signed = decode_tx(tx) if isinstance(tx, bytes) else tx
+    if not isinstance(tx, bytes) and len(signed.envelope_bytes()) > MAX_TX_BYTES:
+        # Wire bytes are measured by ``decode_tx``; an object gets the same limit on the
+        # canonical envelope that would be stored, or it could never be decoded again.
+        raise TxRejected(
+            RejectReason.OVERSIZE,
+            f"transaction is {len(signed.envelope_bytes())} bytes; the limit is {MAX_TX_BYTES}",
+        )
     if signed.body.chain_id != chain_id:
         raise TxRejected(
             RejectReason.WRONG_CHAIN,

@@ -192,6 +192,11 @@ class Chain:
             prev = self._head.header
             if header.height != prev.height + 1 or header.prev_hash != prev.hash().hex():
                 raise LedgerError(f"block {header.height} does not follow block {prev.height}")
+            if header.time_ms <= prev.time_ms:
+                raise LedgerError(
+                    f"block {header.height}: time {header.time_ms} is not after "
+                    f"block {prev.height}'s {prev.time_ms}"
+                )
             for tx in txs:
                 if tx.body.chain_id != self.chain_id:
                     raise LedgerError(f"block {header.height}: a transaction for another chain")

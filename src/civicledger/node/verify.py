@@ -101,6 +101,23 @@ def _verify(
             2,
             "SELECT level, idx, hash FROM log_nodes ORDER BY level, idx",
         )
+        # Rows readers trust without re-hashing them (a tx lookup, the log size on open) must
+        # be exactly what re-execution wrote too: no extra transaction outside every block.
+        _same_rows(
+            source,
+            replica,
+            "block row (height)",
+            1,
+            "SELECT height, hash, header, tree_head, first_leaf FROM blocks ORDER BY height",
+        )
+        _same_rows(
+            source,
+            replica,
+            "transaction row (leaf index)",
+            1,
+            "SELECT leaf_index, tx_id, height, envelope, receipt FROM txs ORDER BY leaf_index",
+        )
+        _same_rows(source, replica, "log meta", 1, "SELECT key, value FROM log_meta ORDER BY key")
         header = replica.head.header
         if header.height != head_height:
             raise ChainVerificationError(f"blocks stop at {header.height}, head is {head_height}")
@@ -152,7 +169,8 @@ def _same_rows(
     try:
         for mine, expected in zip_longest(source.execute(sql), theirs):
             if mine != expected:
-                where = (expected or mine)[:key_columns]
+                # The smaller key is where the two first part: a changed, extra or missing row.
+                where = min(row[:key_columns] for row in (mine, expected) if row is not None)
                 raise ChainVerificationError(f"stored {what} {where!r} differs from re-execution")
     finally:
         theirs.close()
