@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from civicledger.crypto import merkle
-from civicledger.crypto.encoding import b64url, canonical_json, from_b64url
+from civicledger.crypto.encoding import b64url, canonical_json
 from civicledger.crypto.keys import PrivateKey
 from civicledger.errors import ProofError
 from civicledger.ledger.block import SignedTreeHead, TreeHead
@@ -161,8 +161,8 @@ def _set(path: str, value: Any) -> Any:
 
 def _junk_in_signature(doc: dict[str, Any], city: City) -> None:
     signature = doc["entry"]["tx"]["signature"]
+    # A lenient base64 decoder would skip the junk and find the same signature; ours refuses.
     doc["entry"]["tx"]["signature"] = signature[:10] + "!!!!" + signature[10:]
-    assert from_b64url(doc["entry"]["tx"]["signature"]) == from_b64url(signature)
 
 
 def _forged_log(
@@ -222,7 +222,7 @@ INCLUSION_TAMPERS: list[Any] = [
         _set("entry.receipt.tx_id", "00" * 32), "does not lead to the root", id="receipt tx id"
     ),
     pytest.param(_set("entry.extra", 1), "entry must be", id="entry extra key"),
-    pytest.param(_junk_in_signature, "not in canonical form", id="entry not canonical"),
+    pytest.param(_junk_in_signature, "malformed", id="junk in signature"),
     pytest.param(_set("path.0", _flip_hex), "does not lead to the root", id="path element"),
     pytest.param(_set("path", lambda p: p[:-1]), "4 hashes, expected 5", id="path truncated"),
     pytest.param(

@@ -210,6 +210,18 @@ DECODE_REFUSALS: list[tuple[str, bytes, RejectReason, str]] = [
         RejectReason.BAD_SIGNATURE,
         "64 bytes",
     ),
+    (
+        "junk characters inside the signature",
+        json.dumps({"body": _VALID["body"], "signature": _SIG[:10] + "!!" + _SIG[10:]}).encode(),
+        RejectReason.MALFORMED,
+        "not base64url",
+    ),
+    (
+        "signature with padding",
+        json.dumps({"body": _VALID["body"], "signature": _SIG + "="}).encode(),
+        RejectReason.MALFORMED,
+        "base64url",
+    ),
 ]
 
 _BODY_REFUSALS: list[tuple[str, dict[str, Any], str]] = [

@@ -120,10 +120,18 @@ def b64url(data: bytes) -> str:
 
 
 def from_b64url(text: str) -> bytes:
+    """Decode unpadded base64url strictly: one string per byte sequence, nothing ignored.
+
+    The standard decoder skips characters outside the alphabet and ignores non-zero trailing
+    bits, so several strings would decode to one signature; we accept only the canonical one.
+    """
     try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        raw = base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
     except (ValueError, TypeError) as e:
-        raise EncodingError(f"not base64url: {text[:40]!r}") from e
+        raise EncodingError(f"not base64url: {str(text)[:40]!r}") from e
+    if b64url(raw) != text:
+        raise EncodingError(f"not canonical unpadded base64url: {text[:40]!r}")
+    return raw
 
 
 def from_hex(text: str, *, size: int | None = None) -> bytes:
