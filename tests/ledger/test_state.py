@@ -134,8 +134,14 @@ def test_views_match_a_model_through_commits_and_aborts(
             elif op == "abort_tx":
                 tx, tx_model = block.begin_tx(), {}
             else:
+                # As the producer does: later blocks see the writes as pending, then durable.
+                store.stage_pending(block.writes)
+                pending_view = {**committed, **block_model}
+                next_block = BlockState(store).begin_tx()
+                for k in _VIEW_KEYS:
+                    assert next_block.get(k) == pending_view.get(k)
                 store.apply(block.writes)
-                store.committed(block.writes)
+                store.committed()
                 for k, v in block_model.items():
                     if v is None:
                         committed.pop(k, None)

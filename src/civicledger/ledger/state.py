@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import sqlite3
 import struct
+import threading
+from collections import deque
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 from civicledger.crypto.encoding import canonical_json, load_trusted_json, sha256
 from civicledger.errors import LedgerError
+from civicledger.ledger.store import insert_rows
 
 STATE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS state (
@@ -53,55 +56,92 @@ def next_state_hash(previous: bytes, writes: Mapping[str, bytes | None]) -> byte
 class StateStore:
     """Committed state in the node's SQLite database; writes go through ``apply``.
 
-    With ``cache_size`` > 0 (the single writer only) committed values are kept in memory and
-    updated by ``committed()`` after each successful commit, so hot keys (nonces, roles) are read
-    from SQLite once. Readers on other connections use no cache: they must never see stale state.
+    The single writer (``cache_size`` > 0) keeps two layers in front of SQLite:
+    - *pending* write-sets: blocks executed but not yet durable, newest last, so the next block
+      can execute while an earlier one is still being written (``stage_pending``);
+    - a cache of durable values, so hot keys (nonces, roles) are read from SQLite once.
+    ``committed()`` moves the oldest pending write-set into the cache once its block is durable.
+    Misses are read through ``read_conn``, so they never wait for a write in progress; a key a
+    pending block writes is always answered from the pending layer. Readers on other
+    connections use neither layer: they see durable blocks only.
     """
 
-    def __init__(self, conn: sqlite3.Connection, *, cache_size: int = 0) -> None:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        cache_size: int = 0,
+        read_conn: sqlite3.Connection | None = None,
+    ) -> None:
         self._conn = conn
+        self._read = read_conn or conn
         self._cache: dict[str, bytes | None] = {}
         self._cache_size = cache_size
+        self._pending: deque[Mapping[str, bytes | None]] = deque()
+        self._lock = threading.Lock()
         conn.executescript(STATE_SCHEMA)
 
     def get_raw(self, key: str) -> bytes | None:
-        if key in self._cache:
-            return self._cache[key]
-        row = self._conn.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+        with self._lock:
+            for writes in reversed(self._pending):
+                if key in writes:
+                    return writes[key]
+            if key in self._cache:
+                return self._cache[key]
+        row = self._read.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
         value = None if row is None else bytes(row[0])
         if self._cache_size:
-            if len(self._cache) >= self._cache_size:
-                self._cache.clear()
-            self._cache[key] = value
+            with self._lock:
+                if len(self._cache) >= self._cache_size:
+                    self._cache.clear()
+                self._cache[key] = value
         return value
-
-    def committed(self, writes: Mapping[str, bytes | None]) -> None:
-        """Tell the cache a block's writes are now durable."""
-        if self._cache_size:
-            self._cache.update(writes)
-
-    def forget_cache(self) -> None:
-        self._cache.clear()
 
     def scan_raw(self, prefix: str, limit: int = 1000) -> list[tuple[str, bytes]]:
         """Keys starting with ``prefix`` in byte order (a defined iteration order)."""
-        rows = self._conn.execute(
+        with self._lock:
+            pending = list(self._pending)
+        extra = sum(len(w) for w in pending)
+        rows = self._read.execute(
             "SELECT key, value FROM state WHERE key >= ? AND key < ? ORDER BY key LIMIT ?",
-            (prefix, prefix + "\U0010ffff", limit),
+            (prefix, prefix + "\U0010ffff", limit + extra),
         ).fetchall()
-        return [(k, bytes(v)) for k, v in rows]
+        items = [(k, bytes(v)) for k, v in rows]
+        for writes in pending:
+            items = _overlay(items, writes, prefix, limit + extra)
+        return items[:limit]
+
+    def stage_pending(self, writes: Mapping[str, bytes | None]) -> None:
+        """Make a block's writes visible to later blocks before they are durable."""
+        with self._lock:
+            self._pending.append(writes)
+
+    def committed(self) -> None:
+        """The oldest pending block is durable: its writes move into the cache."""
+        with self._lock:
+            writes = self._pending.popleft()
+            if self._cache_size:
+                if len(self._cache) + len(writes) >= self._cache_size:
+                    self._cache.clear()
+                self._cache.update(writes)
+
+    def forget(self) -> None:
+        """Drop pending writes and the cache (after a failed write: re-read from SQLite)."""
+        with self._lock:
+            self._pending.clear()
+            self._cache.clear()
 
     def apply(self, writes: Mapping[str, bytes | None]) -> None:
         """Write a block's write-set; the caller owns the SQLite transaction."""
         upserts = [(k, v) for k, v in writes.items() if v is not None]
         deletes = [(k,) for k, v in writes.items() if v is None]
         try:
-            if upserts:
-                self._conn.executemany(
-                    "INSERT INTO state(key, value) VALUES (?, ?) "
-                    "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                    upserts,
-                )
+            insert_rows(
+                self._conn,
+                "INSERT INTO state(key, value) VALUES",
+                upserts,
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            )
             if deletes:
                 self._conn.executemany("DELETE FROM state WHERE key = ?", deletes)
         except sqlite3.Error as e:
@@ -109,7 +149,7 @@ class StateStore:
 
 
 def _overlay(
-    base: list[tuple[str, bytes]], writes: WriteSet, prefix: str, limit: int
+    base: list[tuple[str, bytes]], writes: Mapping[str, bytes | None], prefix: str, limit: int
 ) -> list[tuple[str, bytes]]:
     """``base`` with buffered ``writes`` under ``prefix`` laid over it, in key byte order."""
     merged = dict(base)

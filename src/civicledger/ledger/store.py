@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from civicledger.errors import LedgerError
 
@@ -27,6 +29,29 @@ CREATE TABLE IF NOT EXISTS txs (
     receipt BLOB NOT NULL            -- RFC 8785 JSON of the receipt
 );
 """
+
+
+_MAX_ROWS_PER_STATEMENT = 500
+
+
+def insert_rows(
+    conn: sqlite3.Connection, statement: str, rows: Sequence[tuple[Any, ...]], suffix: str = ""
+) -> None:
+    """Insert many rows with multi-row ``VALUES`` statements, 500 rows per statement.
+
+    ``statement`` is ``INSERT INTO t(a, b) VALUES``. Python's ``executemany`` runs one SQLite
+    step per row and releases and re-takes the GIL each time; when another thread is busy in
+    Python every re-take waits for a switch interval. One statement per 500 rows takes the GIL
+    once per chunk, which lets a writer thread run alongside the block producer.
+    """
+    if not rows:
+        return
+    width = len(rows[0])
+    group = "(" + ",".join("?" * width) + ")"
+    for start in range(0, len(rows), _MAX_ROWS_PER_STATEMENT):
+        chunk = rows[start : start + _MAX_ROWS_PER_STATEMENT]
+        sql = f"{statement} {','.join([group] * len(chunk))} {suffix}"
+        conn.execute(sql, [value for row in chunk for value in row])
 
 
 def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:

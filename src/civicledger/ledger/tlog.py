@@ -22,17 +22,20 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from civicledger.crypto.merkle import (
     EMPTY_ROOT,
     HASH_SIZE,
     CompactRange,
+    StoredNode,
     consistency_ranges,
     inclusion_ranges,
     leaf_hash,
     node_hash,
 )
 from civicledger.errors import EncodingError, LedgerError, ProofError
+from civicledger.ledger.store import insert_rows
 
 __all__ = ["TransparencyLog"]
 
@@ -47,11 +50,20 @@ _SCHEMA = (
 )
 _SIZE_KEY = "size"
 _READ_NODE = "SELECT hash FROM log_nodes WHERE level = ? AND idx = ?"
-_INSERT_NODE = "INSERT INTO log_nodes (level, idx, hash) VALUES (?, ?, ?)"
+_INSERT_NODES = "INSERT INTO log_nodes (level, idx, hash) VALUES"
 _WRITE_SIZE = (
     "INSERT INTO log_meta (key, value) VALUES (?, ?) "
     "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
 )
+
+
+@dataclass(frozen=True)
+class StagedAppend:
+    """Leaves hashed into the in-memory frontier but not yet written (see ``stage``)."""
+
+    first: int
+    nodes: list[StoredNode]
+    size: int
 
 
 class TransparencyLog:
@@ -115,21 +127,45 @@ class TransparencyLog:
 
     def append_leaf_hashes(self, hashes: Sequence[bytes]) -> int:
         """Append already-hashed leaves; return the index of the first one."""
-        first = self._frontier.size
-        if not hashes:
-            return first
+        frontier = self._frontier
+        staged = self.stage(hashes)
+        try:
+            self.write_staged(staged)
+        except BaseException:
+            self._frontier = frontier
+            raise
+        return staged.first
+
+    def restore(self, frontier: CompactRange) -> None:
+        """Put back a frontier taken before ``stage`` (a staged append that will not be written)."""
+        self._frontier = frontier
+
+    def stage(self, hashes: Sequence[bytes]) -> StagedAppend:
+        """Hash leaves into the frontier without writing; ``root()`` and ``size`` move on.
+
+        Lets a block producer compute the next header while an earlier block is still being
+        written. The caller must ``write_staged`` each staged append in order, or ``reload()``.
+        """
         frontier = self._frontier.copy()
         try:
             nodes = frontier.extend(hashes)
         except EncodingError as e:
             raise EncodingError(f"cannot append to the log: {e.message}") from e
-        try:
-            self._conn.executemany(_INSERT_NODE, nodes)
-            self._conn.execute(_WRITE_SIZE, (_SIZE_KEY, frontier.size))
-        except sqlite3.Error as e:
-            raise LedgerError(f"cannot append {len(hashes)} leaves at {first}: {e}") from e
+        first = self._frontier.size
         self._frontier = frontier
-        return first
+        return StagedAppend(first, nodes, frontier.size)
+
+    def write_staged(self, staged: StagedAppend) -> None:
+        """Write a staged append inside the caller's transaction (any thread)."""
+        if not staged.nodes:
+            return
+        try:
+            insert_rows(self._conn, _INSERT_NODES, staged.nodes)
+            self._conn.execute(_WRITE_SIZE, (_SIZE_KEY, staged.size))
+        except sqlite3.Error as e:
+            raise LedgerError(
+                f"cannot append {staged.size - staged.first} leaves at {staged.first}: {e}"
+            ) from e
 
     def leaf_hash(self, index: int) -> bytes:
         """The stored hash of leaf ``index``."""

@@ -165,4 +165,3 @@ def _validate_body(doc: Any) -> TxBody:
         first = e.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "body"
         raise TxRejected(RejectReason.MALFORMED, f"body.{where}: {first['msg']}") from e
-

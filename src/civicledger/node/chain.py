@@ -43,8 +43,8 @@ from civicledger.ledger.genesis import Genesis
 from civicledger.ledger.proofs import ConsistencyBundle, InclusionBundle, build_inclusion_bundle
 from civicledger.ledger.receipt import Receipt, log_leaf_bytes
 from civicledger.ledger.state import StateStore, WriteSet, next_state_hash
-from civicledger.ledger.store import connect
-from civicledger.ledger.tlog import TransparencyLog
+from civicledger.ledger.store import connect, insert_rows
+from civicledger.ledger.tlog import StagedAppend, TransparencyLog
 from civicledger.ledger.tx import SignedTx, decode_tx
 
 DB_NAME = "ledger.sqlite"
@@ -56,6 +56,19 @@ class CommittedBlock:
     tree_head: SignedTreeHead
     included: list[Included]
     dropped: list[Dropped]
+
+
+@dataclass(frozen=True)
+class StagedBlock:
+    """A block executed and signed but not yet written (see ``Chain.stage_block``)."""
+
+    header: SignedBlockHeader
+    tree_head: SignedTreeHead
+    included: list[Included]
+    dropped: list[Dropped]
+    writes: WriteSet
+    log_append: StagedAppend
+    tx_rows: list[tuple[int, bytes, int, bytes, bytes]]
 
 
 @dataclass(frozen=True)
@@ -85,7 +98,8 @@ class Chain:
             raise LedgerError(f"no ledger at {self.path}; create one with `civic init`")
         self.executor = Executor(registry or default_registry())
         self._conn = connect(self.path)
-        self._state = StateStore(self._conn, cache_size=200_000)
+        self._state_reader = connect(self.path, readonly=True)
+        self._state = StateStore(self._conn, cache_size=200_000, read_conn=self._state_reader)
         self._log = TransparencyLog(self._conn)
         self._local = threading.local()
         self._write_lock = threading.Lock()
@@ -95,6 +109,8 @@ class Chain:
         self.genesis = Genesis.from_json_bytes(bytes(meta["genesis"]))
         self.chain_id = self.genesis.chain_id
         self._head = self._load_head()
+        self._tip = self._head
+        """The latest block executed, durable or staged; the next block builds on it."""
 
     # -- creation -----------------------------------------------------------------------------
 
@@ -157,6 +173,7 @@ class Chain:
 
     @property
     def head(self) -> SignedBlockHeader:
+        """The latest durable block."""
         return self._head
 
     def prepare(self, tx: SignedTx) -> PreparedTx:
@@ -164,18 +181,36 @@ class Chain:
 
     def produce_block(
         self, txs: Sequence[PreparedTx], time_ms: int, key: PrivateKey
-    ) -> CommittedBlock | None:
-        """Execute ``txs`` in a new block signed by ``key``; None if every tx was dropped."""
+    ) -> CommittedBlock:
+        """Execute ``txs`` in a new block signed by ``key`` and write it.
+
+        If every transaction is dropped, nothing is written and the head block is returned.
+        """
+        staged, dropped = self.stage_block(txs, time_ms, key)
+        if staged is None:
+            return CommittedBlock(self._head, self.tree_head(), [], dropped)
+        return self.write_block(staged)
+
+    def stage_block(
+        self, txs: Sequence[PreparedTx], time_ms: int, key: PrivateKey
+    ) -> tuple[StagedBlock | None, list[Dropped]]:
+        """Execute and sign the next block on top of every staged one, without writing it.
+
+        The block producer stages block N+1 while block N is still being written; each staged
+        block must then be passed to ``write_block`` in order (or ``reset`` called).
+        """
         with self._write_lock:
-            prev = self._head.header
+            prev = self._tip.header
             height = prev.height + 1
             time_ms = max(time_ms, prev.time_ms + 1)
             execution = self.executor.execute(
                 self._state, txs, height=height, time_ms=time_ms, first_leaf_index=self._log.size
             )
             if not execution.included:
-                return CommittedBlock(self._head, self.tree_head(), [], execution.dropped)
-            return self._commit(execution, height, time_ms, key.public.did, key, None)
+                return None, execution.dropped
+            return self._stage(execution, height, time_ms, key.public.did, key, None), (
+                execution.dropped
+            )
 
     def apply_block(
         self, signed: SignedBlockHeader, tree_head: SignedTreeHead, txs: Sequence[SignedTx]
@@ -189,7 +224,7 @@ class Chain:
                 raise LedgerError(f"block {header.height}: tree head does not match the header")
             if header.producer not in self.genesis.producers:
                 raise LedgerError(f"block {header.height}: producer is not a genesis producer")
-            prev = self._head.header
+            prev = self._tip.header
             if header.height != prev.height + 1 or header.prev_hash != prev.hash().hex():
                 raise LedgerError(f"block {header.height} does not follow block {prev.height}")
             if header.time_ms <= prev.time_ms:
@@ -215,11 +250,12 @@ class Chain:
                     f"block {header.height}: tx {first.prepared.tx.tx_id_hex} would be dropped "
                     f"({first.error.reason})"
                 )
-            return self._commit(
+            staged = self._stage(
                 execution, header.height, header.time_ms, header.producer, None, (signed, tree_head)
             )
+        return self.write_block(staged)
 
-    def _commit(
+    def _stage(
         self,
         execution: BlockExecution,
         height: int,
@@ -227,9 +263,9 @@ class Chain:
         producer: str,
         key: PrivateKey | None,
         expected: tuple[SignedBlockHeader, SignedTreeHead] | None,
-    ) -> CommittedBlock:
-        """Write the executed block; sign it with ``key``, or check it equals ``expected``."""
-        prev = self._head.header
+    ) -> StagedBlock:
+        """Compute the block's header (sign it with ``key``, or check it equals ``expected``)."""
+        prev = self._tip.header
         included = execution.included
         envelopes = [item.prepared.tx.envelope_bytes() for item in included]
         leaves = [
@@ -244,52 +280,74 @@ class Chain:
         )
         writes = execution.state.writes
         state_hash = next_state_hash(bytes.fromhex(prev.state_hash), writes)
+        frontier_before = self._log.frontier
+        log_append = self._log.stage([merkle.leaf_hash(leaf) for leaf in leaves])
+        header = BlockHeader(
+            chain_id=self.chain_id,
+            height=height,
+            prev_hash=prev.hash().hex(),
+            time_ms=time_ms,
+            tx_count=len(included),
+            tx_root=tx_root.hex(),
+            receipts_root=receipts_root.hex(),
+            state_hash=state_hash.hex(),
+            log_size=self._log.size,
+            log_root=self._log.root().hex(),
+            producer=producer,
+        )
+        if expected is not None:
+            signed, head = expected
+            if signed.header != header:
+                self._log.restore(frontier_before)
+                raise LedgerError(_header_mismatch(signed.header, header))
+        else:
+            assert key is not None
+            signed = SignedBlockHeader.sign(header, key)
+            head = SignedTreeHead.sign(_tree_head(header), key)
+        first = log_append.first
+        tx_rows = [
+            (first + i, item.prepared.tx.tx_id, height, env, item.receipt_bytes)
+            for i, (item, env) in enumerate(zip(included, envelopes, strict=True))
+        ]
+        self._state.stage_pending(writes)
+        self._tip = signed
+        return StagedBlock(signed, head, included, execution.dropped, writes, log_append, tx_rows)
+
+    def write_block(self, staged: StagedBlock) -> CommittedBlock:
+        """Write a staged block in one SQLite transaction; safe to call from a writer thread.
+
+        On failure everything staged is discarded (``reset``) and the error is raised.
+        """
         conn = self._conn
+        height = staged.header.header.height
         try:
             conn.execute("BEGIN IMMEDIATE")
-            first_leaf = self._log.append_leaves(leaves)
-            header = BlockHeader(
-                chain_id=self.chain_id,
-                height=height,
-                prev_hash=prev.hash().hex(),
-                time_ms=time_ms,
-                tx_count=len(included),
-                tx_root=tx_root.hex(),
-                receipts_root=receipts_root.hex(),
-                state_hash=state_hash.hex(),
-                log_size=self._log.size,
-                log_root=self._log.root().hex(),
-                producer=producer,
+            self._log.write_staged(staged.log_append)
+            self._state.apply(staged.writes)
+            insert_rows(
+                conn,
+                "INSERT INTO txs(leaf_index, tx_id, height, envelope, receipt) VALUES",
+                staged.tx_rows,
             )
-            if expected is not None:
-                signed, head = expected
-                if signed.header != header:
-                    raise LedgerError(_header_mismatch(signed.header, header))  # noqa: TRY301  (rolls back below)
-            else:
-                assert key is not None
-                signed = SignedBlockHeader.sign(header, key)
-                head = SignedTreeHead.sign(_tree_head(header), key)
-            self._state.apply(writes)
-            conn.executemany(
-                "INSERT INTO txs(leaf_index, tx_id, height, envelope, receipt) VALUES (?,?,?,?,?)",
-                [
-                    (first_leaf + i, item.prepared.tx.tx_id, height, env, item.receipt_bytes)
-                    for i, (item, env) in enumerate(zip(included, envelopes, strict=True))
-                ],
-            )
-            _insert_block(conn, signed, head, first_leaf)
+            _insert_block(conn, staged.header, staged.tree_head, staged.log_append.first)
             conn.execute("COMMIT")
         except BaseException as e:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            self._log.reload()
-            self._state.forget_cache()
+            self.reset()
             if isinstance(e, sqlite3.Error):
                 raise LedgerError(f"block {height} could not be written: {e}") from e
             raise
-        self._state.committed(writes)
-        self._head = signed
-        return CommittedBlock(signed, head, included, execution.dropped)
+        self._state.committed()
+        self._head = staged.header
+        return CommittedBlock(staged.header, staged.tree_head, staged.included, staged.dropped)
+
+    def reset(self) -> None:
+        """Forget every staged block: the tip, log and state go back to the durable head."""
+        with self._write_lock:
+            self._log.reload()
+            self._state.forget()
+            self._tip = self._head
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -418,6 +476,7 @@ class Chain:
 
     def close(self) -> None:
         self._conn.close()
+        self._state_reader.close()
         reader: _Reader | None = getattr(self._local, "reader", None)
         if reader is not None:
             reader.conn.close()

@@ -21,11 +21,11 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, Future
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 
-from civicledger.contracts.executor import PreparedTx
+from civicledger.contracts.executor import Included, PreparedTx
 from civicledger.contracts.registry import ContractRegistry
 from civicledger.crypto.keys import PrivateKey
 from civicledger.errors import CivicError, NodeError, RejectReason, TxRejected
@@ -40,7 +40,7 @@ from civicledger.node.admission import (
     refused_error,
     worker_pool,
 )
-from civicledger.node.chain import Chain, CommittedBlock
+from civicledger.node.chain import Chain, CommittedBlock, StagedBlock
 from civicledger.node.lock import DirectoryLock
 
 log = logging.getLogger(__name__)
@@ -80,6 +80,8 @@ class EmbeddedNode:
         self._queue: deque[tuple[PreparedTx, Future[Receipt]]] = deque()
         self._inbox: deque[tuple[Future[list[Checked | Refused]], list[Future[Receipt]]]] = deque()
         self._next_nonce: dict[str, int] = {}
+        self._futures: dict[int, Future[Receipt]] = {}
+        """Futures of transactions taken from the mempool, by id of their PreparedTx."""
         self._cond = threading.Condition()
         self._listeners: list[BlockListener] = []
         self._verify_workers = verify_workers
@@ -234,43 +236,73 @@ class EmbeddedNode:
             return [self._queue.popleft() for _ in range(count)]
 
     def _produce_loop(self) -> None:
-        while True:
-            batch = self._take_batch()
-            if not batch:
-                return
-            self._produce(batch)
+        """Stage block N+1 while a writer thread writes block N (the write is mostly SQLite and
+        fsync, which release the GIL). Receipts are released only once their block is durable.
+        """
+        writing: Future[bool] | None = None
+        with ThreadPoolExecutor(1, thread_name_prefix="civic-writer") as writer:
+            while True:
+                batch = self._take_batch()
+                if not batch:
+                    break
+                if writing is not None and writing.done():
+                    writing = None  # finished (a failed write already reset the chain)
+                staged = self._stage(batch)
+                if writing is not None and not writing.result():
+                    # Block N failed while N+1 was staged on top of it: N+1 built on state that
+                    # never became durable.
+                    self.chain.reset()
+                    if staged is not None:
+                        self._fail(staged.included, "an earlier block could not be written")
+                    staged = None
+                writing = writer.submit(self._write, staged) if staged is not None else None
+            if writing is not None:
+                writing.result()
 
-    def _produce(self, batch: list[tuple[PreparedTx, Future[Receipt]]]) -> None:
+    def _stage(self, batch: list[tuple[PreparedTx, Future[Receipt]]]) -> StagedBlock | None:
         futures = {id(prepared): future for prepared, future in batch}
+        self._futures.update(futures)
         try:
-            block = self.chain.produce_block(
+            staged, dropped = self.chain.stage_block(
                 [prepared for prepared, _ in batch], int(time.time() * 1000), self._key
             )
         except CivicError as e:
             log.exception("block production failed")
-            error = NodeError(f"block could not be committed: {e}")
-            self._forget_pending({p.tx.body.signer for p, _ in batch})
-            for _, future in batch:
-                future.set_exception(error)
-            return
-        if block is None:
-            return
-        if block.dropped:
-            self._forget_pending({d.prepared.tx.body.signer for d in block.dropped})
+            self.chain.reset()
+            self._fail([p for p, _ in batch], f"block could not be produced: {e}")
+            return None
+        if dropped:
+            self._forget_pending({d.prepared.tx.body.signer for d in dropped})
+        for item in dropped:
+            self._futures.pop(id(item.prepared)).set_exception(item.error)
+        return staged
+
+    def _write(self, staged: StagedBlock) -> bool:
+        """On the writer thread: write the block, then release its receipts."""
+        try:
+            block = self.chain.write_block(staged)
+        except Exception as e:
+            log.exception("block could not be written")
+            self._fail(staged.included, f"block could not be committed: {e}")
+            return False
         for item in block.included:
-            futures[id(item.prepared)].set_result(item.receipt)
-        for dropped in block.dropped:
-            futures[id(dropped.prepared)].set_exception(dropped.error)
-        if block.included:
-            for listener in self._listeners:
-                try:
-                    listener(block)
-                except Exception:
-                    log.exception("block listener failed")
+            self._futures.pop(id(item.prepared)).set_result(item.receipt)
+        for listener in self._listeners:
+            try:
+                listener(block)
+            except Exception:
+                log.exception("block listener failed")
+        return True
+
+    def _fail(self, items: Sequence[PreparedTx | Included], why: str) -> None:
+        prepared = [i.prepared if isinstance(i, Included) else i for i in items]
+        self._forget_pending({p.tx.body.signer for p in prepared})
+        error = NodeError(why)
+        for p in prepared:
+            self._futures.pop(id(p)).set_exception(error)
 
     def _forget_pending(self, signers: set[str]) -> None:
         """After drops, re-read these signers' next nonce from committed state on next admission."""
         with self._cond:
             for signer in signers:
                 self._next_nonce.pop(signer, None)
-
