@@ -17,7 +17,7 @@ from civicledger.errors import (
     SignatureError,
     TxRejected,
 )
-from civicledger.ledger.block import BlockHeader, SignedBlockHeader, SignedTreeHead, TreeHead
+from civicledger.ledger.block import BlockHeader, SignedBlockHeader, SignedTreeHead
 from civicledger.ledger.tx import SignedTx
 from civicledger.node import chain as chain_module
 from civicledger.node.chain import Chain, genesis_header
@@ -123,15 +123,7 @@ def _resign(
     signed: SignedBlockHeader, key: PrivateKey, **changes: Any
 ) -> tuple[SignedBlockHeader, SignedTreeHead]:
     header = signed.header.model_copy(update=changes)
-    head = TreeHead(
-        chain_id=header.chain_id,
-        tree_size=header.log_size,
-        root_hash=header.log_root,
-        height=header.height,
-        time_ms=header.time_ms,
-        signer=header.producer,
-    )
-    return SignedBlockHeader.sign(header, key), SignedTreeHead.sign(head, key)
+    return SignedBlockHeader.sign(header, key), SignedTreeHead.sign(header.tree_head(), key)
 
 
 Block = tuple[SignedBlockHeader, SignedTreeHead, list[SignedTx]]

@@ -31,9 +31,7 @@ from civicledger.contracts.base import (
     transaction,
 )
 from civicledger.crypto.encoding import canonical_json
-from civicledger.crypto.keys import PublicKey
-from civicledger.errors import CivicError
-from civicledger.ledger.genesis import AGENCY_ID_PATTERN, Genesis
+from civicledger.ledger.genesis import AGENCY_ID_PATTERN, Genesis, check_did_key
 from civicledger.ledger.state import WriteSet
 
 ROLE_PATTERN = r"^[a-z][a-z0-9_]{0,47}$"
@@ -41,14 +39,6 @@ _ROLE_RE = re.compile(ROLE_PATTERN)
 MAX_KEYS_PER_AGENCY = 256
 _SCAN_ALL = 2**62
 """A scan limit no namespace reaches."""
-
-
-def _did_key(value: str) -> str:
-    try:
-        PublicKey.from_did(value)
-    except CivicError as e:
-        raise ValueError(f"not an Ed25519 did:key: {value[:60]!r}") from e
-    return value
 
 
 class RegisterAgency(Args):
@@ -59,7 +49,7 @@ class RegisterAgency(Args):
     @field_validator("keys")
     @classmethod
     def _dids(cls, keys: list[str]) -> list[str]:
-        return [_did_key(k) for k in keys]
+        return [check_did_key(k) for k in keys]
 
 
 class AgencyKey(Args):
@@ -69,7 +59,7 @@ class AgencyKey(Args):
     @field_validator("key")
     @classmethod
     def _did(cls, key: str) -> str:
-        return _did_key(key)
+        return check_did_key(key)
 
 
 class AgencyRole(Args):

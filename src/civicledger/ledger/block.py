@@ -46,6 +46,17 @@ class BlockHeader(_Frozen):
     def hash(self) -> bytes:
         return sha256(self.canonical_bytes())
 
+    def tree_head(self) -> TreeHead:
+        """The tree head this block commits to, for its producer to sign."""
+        return TreeHead(
+            chain_id=self.chain_id,
+            tree_size=self.log_size,
+            root_hash=self.log_root,
+            height=self.height,
+            time_ms=self.time_ms,
+            signer=self.producer,
+        )
+
 
 class SignedBlockHeader(_Frozen):
     header: BlockHeader

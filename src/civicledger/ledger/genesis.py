@@ -15,11 +15,12 @@ _ROLE_RE = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
 AGENCY_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}$"
 
 
-def _check_did(value: str) -> str:
+def check_did_key(value: str) -> str:
+    """Pydantic validator: ``value`` must be an Ed25519 did:key (ValueError otherwise)."""
     try:
         PublicKey.from_did(value)
     except CivicError as e:
-        raise ValueError(f"{value!r} is not an Ed25519 did:key") from e
+        raise ValueError(f"{value[:60]!r} is not an Ed25519 did:key") from e
     return value
 
 
@@ -35,7 +36,7 @@ class GenesisAgency(BaseModel):
     @classmethod
     def _keys_are_did_keys(cls, keys: tuple[str, ...]) -> tuple[str, ...]:
         for key in keys:
-            _check_did(key)
+            check_did_key(key)
         return keys
 
     @field_validator("roles")
@@ -65,7 +66,7 @@ class Genesis(BaseModel):
     @classmethod
     def _are_did_keys(cls, keys: tuple[str, ...]) -> tuple[str, ...]:
         for key in keys:
-            _check_did(key)
+            check_did_key(key)
         if len(set(keys)) != len(keys):
             raise ValueError("duplicate keys")
         return keys

@@ -37,7 +37,6 @@ from civicledger.ledger.block import (
     BlockHeader,
     SignedBlockHeader,
     SignedTreeHead,
-    TreeHead,
 )
 from civicledger.ledger.genesis import Genesis
 from civicledger.ledger.proofs import ConsistencyBundle, InclusionBundle, build_inclusion_bundle
@@ -127,7 +126,7 @@ class Chain:
             raise GenesisError("the node key is not one of the genesis producers")
         header = genesis_header(genesis, producer_key.public.did)
         signed = SignedBlockHeader.sign(header, producer_key)
-        head = SignedTreeHead.sign(_tree_head(header), producer_key)
+        head = SignedTreeHead.sign(header.tree_head(), producer_key)
         return cls.create_from_genesis_block(data_dir, genesis, signed, head, registry)
 
     @classmethod
@@ -147,7 +146,7 @@ class Chain:
             raise GenesisError("the genesis block does not match the genesis file")
         signed.verify()
         head.verify(producers)
-        if head.tree_head != _tree_head(signed.header):
+        if head.tree_head != signed.header.tree_head():
             raise GenesisError("the genesis tree head does not match the genesis block")
         data_dir = Path(data_dir)
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -220,7 +219,7 @@ class Chain:
             header = signed.header
             signed.verify()
             tree_head.verify(frozenset(self.genesis.producers))
-            if tree_head.tree_head != _tree_head(header):
+            if tree_head.tree_head != header.tree_head():
                 raise LedgerError(f"block {header.height}: tree head does not match the header")
             if header.producer not in self.genesis.producers:
                 raise LedgerError(f"block {header.height}: producer is not a genesis producer")
@@ -303,7 +302,7 @@ class Chain:
         else:
             assert key is not None
             signed = SignedBlockHeader.sign(header, key)
-            head = SignedTreeHead.sign(_tree_head(header), key)
+            head = SignedTreeHead.sign(header.tree_head(), key)
         first = log_append.first
         tx_rows = [
             (first + i, item.prepared.tx.tx_id, height, env, item.receipt_bytes)
@@ -499,17 +498,6 @@ def genesis_header(genesis: Genesis, producer: str) -> BlockHeader:
         log_size=0,
         log_root=empty,
         producer=producer,
-    )
-
-
-def _tree_head(header: BlockHeader) -> TreeHead:
-    return TreeHead(
-        chain_id=header.chain_id,
-        tree_size=header.log_size,
-        root_hash=header.log_root,
-        height=header.height,
-        time_ms=header.time_ms,
-        signer=header.producer,
     )
 
 
