@@ -304,3 +304,30 @@ def test_replay_and_replicas_agree_byte_for_byte(
 
 def _missing() -> Any:
     raise AssertionError("a committed block is missing")
+
+
+_JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**53) + 1, max_value=2**53 - 1)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(_JSON_VALUES, st.text(), st.integers(min_value=0, max_value=10**17)))
+def test_a_stored_value_reads_back_equal_through_every_fast_path(value: Any) -> None:
+    """Reads take shortcuts for true, digits and plain strings; each must equal a full parse."""
+    with closing(sqlite3.connect(":memory:", isolation_level=None)) as conn:
+        store = StateStore(conn, cache_size=10)
+        block = BlockState(store)
+        tx = block.begin_tx()
+        if value is None:
+            tx.delete("k")
+        else:
+            tx.put("k", value)
+        tx.commit()
+        store.apply(block.writes)
+        assert BlockState(store).begin_tx().get("k") == value

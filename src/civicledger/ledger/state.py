@@ -204,6 +204,8 @@ class TxState:
             return True
         if raw.isdigit() and len(raw) < 16:  # nonces and counters (canonical: no leading zeros)
             return int(raw)
+        if raw[:1] == b'"' and b"\\" not in raw:  # a string with no escapes (agency ids)
+            return raw[1:-1].decode("utf-8")
         return load_trusted_json(raw)
 
     def put(self, key: str, value: Any) -> None:
