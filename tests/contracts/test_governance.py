@@ -202,6 +202,25 @@ def test_agencies_paginate_through_every_agency(city: City, ledger: Ledger) -> N
     assert seen == expected
 
 
+def test_role_holders_paginate_through_every_holder(city: City, ledger: Ledger) -> None:
+    for n in range(5):
+        key = PrivateKey.from_seed(bytes([n + 1]) * 32)
+        args = {"id": f"office-{n}", "name": f"Office {n}", "keys": [key.public.did]}
+        assert ledger.send(city.root, "governance", "register_agency", args).ok
+        grant = {"agency": f"office-{n}", "role": "notary"}
+        assert ledger.send(city.root, "governance", "grant_role", grant).ok
+    expected = sorted(["archive", "city-hall"] + [f"office-{n}" for n in range(5)])
+    seen: list[str] = []
+    after = ""
+    while page := ledger.chain.query(
+        "governance", "holders", {"role": "notary", "after": after, "limit": 2}
+    ):
+        assert len(page) <= 2
+        seen.extend(page)
+        after = page[-1]
+    assert seen == expected
+
+
 @pytest.mark.parametrize(
     ("method", "args", "reason"),
     [

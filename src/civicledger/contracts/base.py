@@ -119,10 +119,14 @@ class TxContext:
     def delete(self, key: str) -> None:
         self.state.delete(self._key(key))
 
-    def scan(self, prefix: str, limit: int = 1000) -> Iterator[tuple[str, Any]]:
-        """This contract's keys under ``prefix``, in key byte order, with the prefix stripped."""
+    def scan(self, prefix: str, limit: int = 1000, after: str = "") -> Iterator[tuple[str, Any]]:
+        """This contract's keys under ``prefix`` (after the key ``after``), in key byte order.
+
+        Keys come back without the contract's namespace, as ``put`` takes them.
+        """
         base = self._key("")
-        for key, value in self.state.scan(self._key(prefix), limit):
+        start = self._key(after) if after else ""
+        for key, value in self.state.scan(self._key(prefix), limit, start):
             yield key[len(base) :], value
 
     def read(self, contract: str, key: str) -> Any:
@@ -150,9 +154,10 @@ class QueryContext:
     def get(self, key: str) -> Any:
         return self.state.get(f"{self.contract}/{key}")
 
-    def scan(self, prefix: str, limit: int = 1000) -> Iterator[tuple[str, Any]]:
+    def scan(self, prefix: str, limit: int = 1000, after: str = "") -> Iterator[tuple[str, Any]]:
         base = f"{self.contract}/"
-        for key, value in self.state.scan(base + prefix, limit):
+        start = base + after if after else ""
+        for key, value in self.state.scan(base + prefix, limit, start):
             yield key[len(base) :], value
 
     def read(self, contract: str, key: str) -> Any:

@@ -37,8 +37,6 @@ from civicledger.ledger.state import WriteSet
 ROLE_PATTERN = r"^[a-z][a-z0-9_]{0,47}$"
 _ROLE_RE = re.compile(ROLE_PATTERN)
 MAX_KEYS_PER_AGENCY = 256
-_SCAN_ALL = 2**62
-"""A scan limit no namespace reaches."""
 
 
 class RegisterAgency(Args):
@@ -73,6 +71,9 @@ class AgencyRef(Args):
 
 class RoleRef(Args):
     role: str = Field(pattern=ROLE_PATTERN)
+    after: str = ""
+    """Paginate: agency ids after this one."""
+    limit: int = Field(default=100, ge=1, le=1000)
 
 
 class SignerRef(Args):
@@ -199,23 +200,15 @@ class Governance(Contract):
     @query(ListArgs)
     def agencies(self, ctx: QueryContext, args: ListArgs) -> Any:
         """Agencies in id order, paginated with ``after``."""
-        # ``scan`` has no start key, so a page reads the namespace from its beginning: limiting
-        # that read to ``limit`` rows would never reach the agencies after the first page.
-        # Agency ids are ASCII, so string order is the scan's byte order.
-        prefix = agency_key("")
-        out = []
-        for key, value in ctx.state.scan(prefix, _SCAN_ALL):
-            if key[len(prefix) :] > args.after:
-                out.append(value)
-                if len(out) == args.limit:
-                    break
-        return out
+        after = agency_key(args.after) if args.after else ""
+        return [value for _, value in ctx.state.scan(agency_key(""), args.limit, after)]
 
     @query(RoleRef)
     def holders(self, ctx: QueryContext, args: RoleRef) -> Any:
-        """Ids of the agencies that hold a role."""
+        """Ids of the agencies that hold a role, in id order, paginated with ``after``."""
         prefix = role_key(args.role, "")
-        return [key[len(prefix) :] for key, _ in ctx.state.scan(prefix)]
+        after = prefix + args.after if args.after else ""
+        return [key[len(prefix) :] for key, _ in ctx.state.scan(prefix, args.limit, after)]
 
     @query(SignerRef)
     def signer(self, ctx: QueryContext, args: SignerRef) -> Any:

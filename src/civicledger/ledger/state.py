@@ -97,18 +97,19 @@ class StateStore:
                 self._cache[key] = value
         return value
 
-    def scan_raw(self, prefix: str, limit: int = 1000) -> list[tuple[str, bytes]]:
-        """Keys starting with ``prefix`` in byte order (a defined iteration order)."""
+    def scan_raw(self, prefix: str, limit: int = 1000, after: str = "") -> list[tuple[str, bytes]]:
+        """Keys starting with ``prefix`` and after ``after``, in byte order (a defined order)."""
         with self._lock:
             pending = list(self._pending)
         extra = sum(len(w) for w in pending)
         rows = self._read.execute(
-            "SELECT key, value FROM state WHERE key >= ? AND key < ? ORDER BY key LIMIT ?",
-            (prefix, prefix + "\U0010ffff", limit + extra),
+            "SELECT key, value FROM state WHERE key >= ? AND key < ? AND key > ? "
+            "ORDER BY key LIMIT ?",
+            (prefix, prefix + "\U0010ffff", after, limit + extra),
         ).fetchall()
         items = [(k, bytes(v)) for k, v in rows]
         for writes in pending:
-            items = _overlay(items, writes, prefix, limit + extra)
+            items = _overlay(items, writes, prefix, limit + extra, after)
         return items[:limit]
 
     def stage_pending(self, writes: Mapping[str, bytes | None]) -> None:
@@ -149,12 +150,19 @@ class StateStore:
 
 
 def _overlay(
-    base: list[tuple[str, bytes]], writes: Mapping[str, bytes | None], prefix: str, limit: int
+    base: list[tuple[str, bytes]],
+    writes: Mapping[str, bytes | None],
+    prefix: str,
+    limit: int,
+    after: str = "",
 ) -> list[tuple[str, bytes]]:
-    """``base`` with buffered ``writes`` under ``prefix`` laid over it, in key byte order."""
+    """``base`` with buffered ``writes`` under ``prefix`` (and after ``after``) laid over it.
+
+    Python compares strings by code point, which is the UTF-8 byte order SQLite sorts by.
+    """
     merged = dict(base)
     for key, value in writes.items():
-        if not key.startswith(prefix):
+        if not key.startswith(prefix) or key <= after:
             continue
         if value is None:
             merged.pop(key, None)
@@ -175,9 +183,9 @@ class BlockState:
             return self.writes[key]
         return self._store.get_raw(key)
 
-    def scan_raw(self, prefix: str, limit: int) -> list[tuple[str, bytes]]:
-        base = self._store.scan_raw(prefix, limit + len(self.writes))
-        return _overlay(base, self.writes, prefix, limit)
+    def scan_raw(self, prefix: str, limit: int, after: str = "") -> list[tuple[str, bytes]]:
+        base = self._store.scan_raw(prefix, limit + len(self.writes), after)
+        return _overlay(base, self.writes, prefix, limit, after)
 
     def begin_tx(self) -> TxState:
         return TxState(self)
@@ -216,9 +224,10 @@ class TxState:
     def delete(self, key: str) -> None:
         self.writes[key] = None
 
-    def scan(self, prefix: str, limit: int = 1000) -> Iterator[tuple[str, Any]]:
-        base = self._block.scan_raw(prefix, limit + len(self.writes))
-        for key, raw in _overlay(base, self.writes, prefix, limit):
+    def scan(self, prefix: str, limit: int = 1000, after: str = "") -> Iterator[tuple[str, Any]]:
+        """Keys under ``prefix`` strictly after the full key ``after``, in key byte order."""
+        base = self._block.scan_raw(prefix, limit + len(self.writes), after)
+        for key, raw in _overlay(base, self.writes, prefix, limit, after):
             yield key, load_trusted_json(raw)
 
     def commit(self) -> None:
