@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from cli_helpers import Civic, assert_one_error_line, new_city, new_runner
 
+from civicledger.city import CityDir
 from civicledger.crypto.encoding import sha256
-from civicledger.demo import CityDir
 from civicledger.keystore import Keystore
 from civicledger.ledger.genesis import Genesis
 from civicledger.node.lock import DirectoryLock

@@ -91,7 +91,7 @@ def test_a_node_in_another_process_locks_the_data_dir(tmp_path: Path) -> None:
         f"""
         import sys
         from pathlib import Path
-        from civicledger.demo import CityDir, NODE_KEY
+        from civicledger.city import CityDir, NODE_KEY
         from civicledger.node.embedded import EmbeddedNode
 
         layout = CityDir(Path({str(city)!r}))

@@ -6,13 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from civicledger.demo import (
-    DEMO_CHAIN_ID,
-    AgencySpec,
-    CityDir,
-    create_city,
-    run_demo,
-)
+from civicledger.city import AgencySpec, CityDir, create_city
+from civicledger.demo import DEMO_CHAIN_ID, run_demo
 from civicledger.errors import CivicError, GenesisError, LedgerError
 from civicledger.ledger.proofs import verify_inclusion_bundle
 from civicledger.node.chain import Chain

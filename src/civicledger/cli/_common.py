@@ -12,8 +12,8 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
+from civicledger.city import CityDir
 from civicledger.crypto.encoding import parse_json
-from civicledger.demo import CityDir
 from civicledger.errors import EncodingError
 
 DEFAULT_DIR = Path("city")

@@ -18,11 +18,11 @@ from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
+from civicledger.city import CityDir
 from civicledger.cli import _render
 from civicledger.cli._common import out, state
 from civicledger.cli.ledger import verify_with_progress
 from civicledger.demo import (
-    CityDir,
     DemoProofs,
     DemoSummary,
     Step,

@@ -10,9 +10,9 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from civicledger.city import CityDir
 from civicledger.cli import _render
 from civicledger.cli._common import err, json_object, out, state
-from civicledger.demo import CityDir
 from civicledger.errors import LedgerError
 from civicledger.node.chain import Chain
 from civicledger.node.verify import VerifyReport, verify_chain

@@ -9,9 +9,9 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from civicledger.city import NODE_KEY, ROOT_KEY, AgencySpec, create_city
 from civicledger.cli import _render
 from civicledger.cli._common import err, out, passphrase_from_env, state
-from civicledger.demo import NODE_KEY, ROOT_KEY, AgencySpec, create_city
 
 CITY_HALL_ID = "city-hall"
 

@@ -6,9 +6,9 @@ from typing import Annotated
 
 import typer
 
+from civicledger.city import DEFAULT_EXPIRY_S, NODE_KEY, Signer, load_key
 from civicledger.cli import _render
 from civicledger.cli._common import error_line, json_object, out, passphrase_from_env, state
-from civicledger.demo import DEFAULT_EXPIRY_S, NODE_KEY, Signer, load_key
 from civicledger.errors import NodeError
 from civicledger.node.embedded import EmbeddedNode
 
