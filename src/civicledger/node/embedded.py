@@ -143,6 +143,9 @@ class EmbeddedNode:
         transaction's future raises its TxRejected. Admission happens on the producer thread
         because a second Python thread doing it would take the GIL from the producer, the
         one serial stage (measured: the producer then ran at 40% of its speed).
+
+        The workers are started with ``spawn``, which re-imports the calling script's main
+        module: a script that calls this needs the usual ``if __name__ == "__main__":`` guard.
         """
         with self._cond:
             if self._closing:
