@@ -1,14 +1,17 @@
 """The embedded node: one process, one SQLite file, no server to install.
 
 A transaction's way through it:
-1. admission (in the caller's thread, or a pool for batches): size, parsing, chain id and
-   signature; contract, method and arguments; nonce and expiry against what is already pending.
-   Failing any of these raises ``TxRejected`` at once and nothing is written.
+1. admission: size, parsing, chain id and signature (in the caller's thread, or in worker
+   processes for ``submit_many``); contract, method and arguments; nonce and expiry against
+   what is already pending. Failing any of these refuses the transaction with ``TxRejected``
+   and nothing is written.
 2. the mempool, in arrival order.
 3. the producer thread cuts a block when ``max_block_txs`` are waiting or ``block_interval``
-   has passed, executes it (nonce, expiry and policy are checked again against the state the
-   block really sees) and commits it in one SQLite transaction.
-4. each submitter's future resolves with its receipt, or with the ``TxRejected`` that dropped it.
+   has passed and executes it (nonce, expiry and policy are checked again against the state the
+   block really sees); a writer thread commits it in one SQLite transaction while the producer
+   executes the next block.
+4. once the block is durable, each submitter's future resolves with its receipt; a dropped
+   transaction's future raises the ``TxRejected`` that dropped it.
 
 Block time is taken from the clock here, by the node, and written into the header; contracts
 only ever see that header time, so replay is deterministic.
@@ -117,7 +120,7 @@ class EmbeddedNode:
         self.close()
 
     def on_block(self, listener: BlockListener) -> None:
-        """Call ``listener`` (from the producer thread) after every committed block."""
+        """Call ``listener`` (from the writer thread) after every durable block."""
         self._listeners.append(listener)
 
     @property
