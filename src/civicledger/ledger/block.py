@@ -58,23 +58,41 @@ class BlockHeader(_Frozen):
         )
 
 
+def _sign(key: PrivateKey, chain_id: str, purpose: str, payload: bytes) -> str:
+    return b64url(key.sign(signing_message(chain_id, purpose, payload)))
+
+
+def _check_signature(
+    signer: str, chain_id: str, purpose: str, payload: bytes, signature: str, what: str
+) -> None:
+    """Raise SignatureError unless the did:key ``signer`` signed ``payload`` under ``purpose``."""
+    try:
+        key = PublicKey.from_did(signer)
+        key.verify(signing_message(chain_id, purpose, payload), from_b64url(signature))
+    except CivicError as e:
+        raise SignatureError(f"{what} signature: {e}") from e
+
+
 class SignedBlockHeader(_Frozen):
     header: BlockHeader
     signature: str
 
     @classmethod
     def sign(cls, header: BlockHeader, key: PrivateKey) -> SignedBlockHeader:
-        message = signing_message(header.chain_id, "block", header.canonical_bytes())
-        return cls(header=header, signature=b64url(key.sign(message)))
+        signature = _sign(key, header.chain_id, "block", header.canonical_bytes())
+        return cls(header=header, signature=signature)
 
     def verify(self) -> None:
         """Raise SignatureError unless ``header.producer`` signed this header."""
-        try:
-            key = PublicKey.from_did(self.header.producer)
-            message = signing_message(self.header.chain_id, "block", self.header.canonical_bytes())
-            key.verify(message, from_b64url(self.signature))
-        except CivicError as e:
-            raise SignatureError(f"block {self.header.height}: header signature: {e}") from e
+        header = self.header
+        _check_signature(
+            header.producer,
+            header.chain_id,
+            "block",
+            header.canonical_bytes(),
+            self.signature,
+            f"block {header.height}: header",
+        )
 
 
 class TreeHead(_Frozen):
@@ -97,17 +115,19 @@ class SignedTreeHead(_Frozen):
 
     @classmethod
     def sign(cls, head: TreeHead, key: PrivateKey) -> SignedTreeHead:
-        message = signing_message(head.chain_id, "tree-head", head.canonical_bytes())
-        return cls(tree_head=head, signature=b64url(key.sign(message)))
+        signature = _sign(key, head.chain_id, "tree-head", head.canonical_bytes())
+        return cls(tree_head=head, signature=signature)
 
     def verify(self, trusted_signers: frozenset[str] | None = None) -> None:
         """Raise SignatureError unless a trusted signer signed this tree head."""
         head = self.tree_head
         if trusted_signers is not None and head.signer not in trusted_signers:
             raise SignatureError(f"tree head signed by {head.signer}, which is not trusted")
-        try:
-            key = PublicKey.from_did(head.signer)
-            message = signing_message(head.chain_id, "tree-head", head.canonical_bytes())
-            key.verify(message, from_b64url(self.signature))
-        except CivicError as e:
-            raise SignatureError(f"tree head signature: {e}") from e
+        _check_signature(
+            head.signer,
+            head.chain_id,
+            "tree-head",
+            head.canonical_bytes(),
+            self.signature,
+            "tree head",
+        )

@@ -365,12 +365,7 @@ class Chain:
         return reader
 
     def _load_head(self) -> SignedBlockHeader:
-        row = self._conn.execute(
-            "SELECT header FROM blocks ORDER BY height DESC LIMIT 1"
-        ).fetchone()
-        if row is None:
-            raise LedgerError(f"{self.path} has no blocks")
-        return SignedBlockHeader.model_validate_json(bytes(row[0]))
+        return _latest_header(self._conn, self.path)
 
     @property
     def height(self) -> int:
@@ -431,10 +426,7 @@ class Chain:
             reader.conn.execute("COMMIT")
 
     def _read_head(self, reader: _Reader) -> BlockHeader:
-        row = reader.conn.execute(
-            "SELECT header FROM blocks ORDER BY height DESC LIMIT 1"
-        ).fetchone()
-        return SignedBlockHeader.model_validate_json(bytes(row[0])).header
+        return _latest_header(reader.conn, self.path).header
 
     def inclusion_proof(self, tx_id: bytes, height: int | None = None) -> InclusionBundle:
         """A bundle proving ``tx_id`` is in the log at ``height``'s tree head (default: latest)."""
@@ -514,6 +506,13 @@ def _insert_block(
             first_leaf,
         ),
     )
+
+
+def _latest_header(conn: sqlite3.Connection, path: Path) -> SignedBlockHeader:
+    row = conn.execute("SELECT header FROM blocks ORDER BY height DESC LIMIT 1").fetchone()
+    if row is None:
+        raise LedgerError(f"{path} has no blocks")
+    return SignedBlockHeader.model_validate_json(bytes(row[0]))
 
 
 def _stored_tx(envelope: bytes, receipt: bytes) -> StoredTx:
