@@ -416,12 +416,17 @@ class Chain:
         return 0 if raw is None else int(load_trusted_json(raw))
 
     def query(self, contract: str, method: str, args: dict[str, Any]) -> Any:
+        return self.query_at_head(contract, method, args)[1]
+
+    def query_at_head(self, contract: str, method: str, args: dict[str, Any]) -> tuple[int, Any]:
+        """A query at the latest durable block; returns that block's height with the result."""
         reader = self._snapshot()
         try:
             head = self._read_head(reader)
-            return self.executor.query(
+            result = self.executor.query(
                 reader.state, contract, method, args, height=head.height, time_ms=head.time_ms
             )
+            return head.height, result
         finally:
             reader.conn.execute("COMMIT")
 

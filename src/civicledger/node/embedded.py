@@ -120,8 +120,15 @@ class EmbeddedNode:
         self.close()
 
     def on_block(self, listener: BlockListener) -> None:
-        """Call ``listener`` (from the writer thread) after every durable block."""
-        self._listeners.append(listener)
+        """Call ``listener`` (from the writer thread) after every durable block.
+
+        Listeners run before the next block is written, so they must be quick and must not block.
+        """
+        self._listeners = [*self._listeners, listener]
+
+    def remove_block_listener(self, listener: BlockListener) -> None:
+        # Replaced, never mutated: the writer thread may be iterating the old list.
+        self._listeners = [known for known in self._listeners if known is not listener]
 
     @property
     def mempool_size(self) -> int:

@@ -1,0 +1,74 @@
+"""``create_app``: the JSON API over one running node, with its metrics and live events.
+
+The app is thin: routes parse, call the node or its chain, and render; errors are problem+json
+(``problems.py``); limits act before routes read anything (``limits.py``). The portal, when
+wanted, is added on top by ``civicledger.web`` (the API never imports the portal).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+import civicledger
+from civicledger.api.events import EventHub
+from civicledger.api.ledger_routes import ledger_router
+from civicledger.api.limits import BodyLimitMiddleware
+from civicledger.api.metrics import NodeMetrics
+from civicledger.api.ops_routes import ops_router
+from civicledger.api.problems import install_problem_handlers
+from civicledger.api.settings import ApiSettings
+from civicledger.api.stream_routes import stream_router
+from civicledger.api.tx_routes import tx_router
+from civicledger.node.embedded import EmbeddedNode
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(node: EmbeddedNode, settings: ApiSettings | None = None) -> FastAPI:
+    """The API app for ``node``; the caller owns the node and closes it after the server stops."""
+    settings = settings or ApiSettings()
+    metrics = NodeMetrics(node, rate_window_s=settings.rate_window_s)
+    hub = EventHub(settings.sse_queue_size)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        hub.attach(asyncio.get_running_loop())
+        node.on_block(metrics.on_block)
+        node.on_block(hub.publish)
+        try:
+            yield
+        finally:
+            node.remove_block_listener(hub.publish)
+            node.remove_block_listener(metrics.on_block)
+            hub.attach(None)
+
+    app = FastAPI(
+        title="CivicLedger API",
+        version=civicledger.__version__,
+        summary=f"The ledger of {node.chain.genesis.city} ({node.chain.chain_id})",
+        description=(
+            "Submit signed transactions; read blocks, transactions and receipts; fetch "
+            "inclusion and consistency proofs against signed tree heads. Errors are RFC 9457 "
+            "problem+json with a stable `reason`."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.node = node
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.events = hub
+    install_problem_handlers(app)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        read_timeout_s=settings.body_read_timeout_s,
+    )
+    app.include_router(tx_router(node, metrics, settings), prefix=API_PREFIX)
+    app.include_router(ledger_router(node, settings), prefix=API_PREFIX)
+    app.include_router(stream_router(node, hub, settings), prefix=API_PREFIX)
+    app.include_router(ops_router(node, metrics))
+    return app

@@ -1,0 +1,95 @@
+"""Prometheus metrics of one node: height, committed tx/s, mempool size, rejections by reason.
+
+Each app gets its own ``CollectorRegistry`` (several apps in one test process must not share
+counters). Counters are updated from the node's writer thread and from request handlers;
+``prometheus_client`` metrics are thread-safe.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    disable_created_metrics,
+    generate_latest,
+)
+
+from civicledger.node.chain import CommittedBlock
+from civicledger.node.embedded import EmbeddedNode
+
+# The ``*_created`` timestamp series only double the output; nobody here graphs them.
+disable_created_metrics()
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class NodeMetrics:
+    def __init__(self, node: EmbeddedNode, *, rate_window_s: float = 10.0) -> None:
+        self.registry = CollectorRegistry()
+        self._window_s = rate_window_s
+        self._recent: deque[tuple[float, int]] = deque()
+        self._lock = threading.Lock()
+        self.height = Gauge(
+            "civicledger_block_height", "Height of the latest durable block", registry=self.registry
+        )
+        self.height.set(node.chain.height)
+        mempool = Gauge(
+            "civicledger_mempool_size",
+            "Transactions admitted and waiting for a block",
+            registry=self.registry,
+        )
+        mempool.set_function(lambda: node.mempool_size)
+        rate = Gauge(
+            "civicledger_transactions_per_second",
+            f"Committed transactions per second over the last {rate_window_s:g} s",
+            registry=self.registry,
+        )
+        rate.set_function(self.tx_rate)
+        self.committed = Counter(
+            "civicledger_transactions_committed",
+            "Transactions committed, by receipt status (failed ones are recorded too)",
+            ["status"],
+            registry=self.registry,
+        )
+        self.rejected = Counter(
+            "civicledger_transactions_rejected",
+            "Transactions refused before execution (at the API or dropped from a block), by reason",
+            ["reason"],
+            registry=self.registry,
+        )
+        for status in ("ok", "failed"):
+            self.committed.labels(status)
+
+    def on_block(self, block: CommittedBlock) -> None:
+        """Called from the writer thread after each durable block."""
+        self.height.set(block.header.header.height)
+        ok = sum(1 for item in block.included if item.receipt.ok)
+        self.committed.labels("ok").inc(ok)
+        self.committed.labels("failed").inc(len(block.included) - ok)
+        for dropped in block.dropped:
+            self.rejected.labels(dropped.error.reason).inc()
+        now = time.monotonic()
+        with self._lock:
+            self._recent.append((now, len(block.included)))
+            self._trim(now)
+
+    def on_rejected(self, reason: str) -> None:
+        self.rejected.labels(reason).inc()
+
+    def tx_rate(self) -> float:
+        now = time.monotonic()
+        with self._lock:
+            self._trim(now)
+            return sum(count for _, count in self._recent) / self._window_s
+
+    def _trim(self, now: float) -> None:
+        while self._recent and self._recent[0][0] < now - self._window_s:
+            self._recent.popleft()
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

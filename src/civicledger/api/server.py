@@ -1,0 +1,90 @@
+"""Serving an app with uvicorn: in the foreground (``civic node run``) or on a thread (tests,
+benchmarks, ``civic demo``), with limits so that slow or idle clients cannot pile up.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from types import TracebackType
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+
+from civicledger.errors import NodeError
+
+MAX_CONNECTIONS = 1000
+"""Concurrent connections (including live-event streams) before uvicorn answers 503."""
+KEEP_ALIVE_S = 5
+MAX_HEADER_BYTES = 16 * 1024
+
+
+def server_config(app: FastAPI, host: str, port: int, **options: Any) -> uvicorn.Config:
+    options.setdefault("log_level", "warning")
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        limit_concurrency=MAX_CONNECTIONS,
+        timeout_keep_alive=KEEP_ALIVE_S,
+        h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+        timeout_graceful_shutdown=5,
+        server_header=False,
+        **options,
+    )
+
+
+def serve(app: FastAPI, host: str, port: int, **options: Any) -> None:
+    """Serve in the foreground until interrupted (Ctrl-C or SIGTERM)."""
+    uvicorn.Server(server_config(app, host, port, **options)).run()
+
+
+class BackgroundServer:
+    """Serve ``app`` on a thread; ``port=0`` picks a free port. A context manager."""
+
+    def __init__(self, app: FastAPI, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            self._sock.bind((host, port))
+        except OSError as e:
+            self._sock.close()
+            raise NodeError(f"cannot listen on {host}:{port}: {e.strerror}") from e
+        self.host, self.port = self._sock.getsockname()[:2]
+        self._server = uvicorn.Server(server_config(app, self.host, self.port))
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._sock]}, name="civic-http"
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self, timeout: float = 10.0) -> BackgroundServer:
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                raise NodeError(f"the HTTP server did not start on {self.url}")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        if self._thread.is_alive():
+            self._thread.join()
+        self._sock.close()
+
+    def __enter__(self) -> BackgroundServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
