@@ -23,7 +23,7 @@ from civicledger.node.chain import CommittedBlock
 from civicledger.node.embedded import EmbeddedNode
 
 # The ``*_created`` timestamp series only double the output; nobody here graphs them.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
