@@ -13,6 +13,7 @@ City directories themselves are ``civicledger.city``.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
@@ -29,7 +30,7 @@ from civicledger.city import (
     load_key,
 )
 from civicledger.crypto.encoding import canonical_json, sha256
-from civicledger.errors import ProofError, TxRejected
+from civicledger.errors import NodeError, ProofError, TxRejected
 from civicledger.ledger.genesis import Genesis
 from civicledger.ledger.proofs import (
     ConsistencyBundle,
@@ -47,6 +48,7 @@ from civicledger.node.verify import Progress, VerifyReport, verify_chain
 __all__ = [
     "DEMO_CHAIN_ID",
     "DEMO_CITY",
+    "DemoActivity",
     "DemoProofs",
     "DemoRun",
     "DemoSummary",
@@ -336,3 +338,63 @@ def consistency_base(steps: Sequence[Step]) -> int:
     first = next(s for s in steps if s.method == "grant_role" and s.receipt is not None)
     assert first.receipt is not None
     return first.receipt.height
+
+
+# -- activity while the portal is open -------------------------------------------------------
+
+_ACTIVITY_DOCUMENTS = (
+    "민원 처리 기록 Civil petition log",
+    "공공시설 점검 결과 Public facility inspection",
+    "주민참여예산 회의록 Participatory budget minutes",
+    "도로 보수 공사 완료 Road repair completion",
+)
+
+
+class DemoActivity:
+    """Keeps the demo city busy while its portal is open, so the explorer has something live.
+
+    Every ``interval_s`` city hall (and, every third time, Gangnam-gu) anchors one more public
+    record through ``node``. Stops on ``stop()``; a refused transaction only resyncs the nonce.
+    """
+
+    def __init__(
+        self,
+        node: EmbeddedNode,
+        layout: CityDir,
+        *,
+        interval_s: float = 2.0,
+        passphrase: str | None = None,
+    ) -> None:
+        keystore = layout.keystore
+        self._node = node
+        self._interval_s = interval_s
+        self._signers = [
+            Signer(name, load_key(keystore, name, passphrase), node.chain)
+            for name in (_CITY_HALL.id, _DISTRICTS[0].id)
+        ]
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="civic-demo-activity", daemon=True)
+        self.sent = 0
+
+    def start(self) -> DemoActivity:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _run(self) -> None:
+        count = 0
+        while not self._stopping.wait(self._interval_s):
+            count += 1
+            signer = self._signers[1 if count % 3 == 0 else 0]
+            text = f"{_ACTIVITY_DOCUMENTS[count % len(_ACTIVITY_DOCUMENTS)]} #{count}"
+            tx = signer.sign("notary", "anchor", {"digest": document_digest(text), "label": text})
+            try:
+                self._node.submit(tx, timeout=30)
+            except (TxRejected, NodeError, TimeoutError):
+                signer.resync()
+                continue
+            self.sent += 1

@@ -68,7 +68,7 @@ def create_app(node: EmbeddedNode, settings: ApiSettings | None = None) -> FastA
         read_timeout_s=settings.body_read_timeout_s,
     )
     app.include_router(tx_router(node, metrics, settings), prefix=API_PREFIX)
-    app.include_router(ledger_router(node, settings), prefix=API_PREFIX)
+    app.include_router(ledger_router(node), prefix=API_PREFIX)
     app.include_router(stream_router(node, hub, settings), prefix=API_PREFIX)
     app.include_router(ops_router(node, metrics))
     return app

@@ -15,7 +15,6 @@ from civicledger.api.models import (
     QueryResult,
 )
 from civicledger.api.problems import ApiError, problem_responses
-from civicledger.api.settings import ApiSettings
 from civicledger.crypto.encoding import canonical_json, parse_json
 from civicledger.errors import CivicError
 from civicledger.ledger.block import SignedTreeHead
@@ -29,6 +28,8 @@ from civicledger.node.embedded import EmbeddedNode
 Height = Annotated[int, Path(ge=0, le=MAX_HEIGHT)]
 OptionalHeight = Annotated[int | None, Query(ge=0, le=MAX_HEIGHT)]
 Name = Annotated[str, Path(pattern=NAME_PATTERN)]
+MAX_PAGE = 1000
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"at most {MAX_PAGE}")]
 
 
 def _json(data: bytes) -> Response:
@@ -40,10 +41,9 @@ def _require_block(chain: Chain, height: int | None) -> None:
         raise ApiError(404, "not_found", f"no block at height {height}")
 
 
-def ledger_router(node: EmbeddedNode, settings: ApiSettings) -> APIRouter:
+def ledger_router(node: EmbeddedNode) -> APIRouter:
     router = APIRouter(tags=["ledger"])
     chain = node.chain
-    Limit = Annotated[int, Query(ge=1, le=settings.max_page)]  # noqa: N806  (a type alias)
 
     @router.get("/blocks", response_model=BlockList, responses=problem_responses(422))
     def list_blocks(before: OptionalHeight = None, limit: Limit = 20) -> Response:

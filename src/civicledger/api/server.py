@@ -36,22 +36,50 @@ def server_config(app: FastAPI, host: str, port: int, **options: Any) -> uvicorn
     )
 
 
-def serve(app: FastAPI, host: str, port: int, **options: Any) -> None:
-    """Serve in the foreground until interrupted (Ctrl-C or SIGTERM)."""
-    uvicorn.Server(server_config(app, host, port, **options)).run()
+def listen(host: str, port: int, *, any_port_if_taken: bool = False) -> socket.socket:
+    """A bound listening socket; with ``any_port_if_taken``, a free port if ``port`` is in use."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            if not any_port_if_taken or port == 0:
+                raise
+            sock.bind((host, 0))
+    except OSError as e:
+        sock.close()
+        raise NodeError(f"cannot listen on {host}:{port}: {e.strerror}") from e
+    return sock
+
+
+def socket_url(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://{host}:{port}"
+
+
+def serve(app: FastAPI, sock: socket.socket, **options: Any) -> None:
+    """Serve on ``sock`` in the foreground until interrupted (Ctrl-C or SIGTERM)."""
+    host, port = sock.getsockname()[:2]
+    try:
+        uvicorn.Server(server_config(app, host, port, **options)).run(sockets=[sock])
+    finally:
+        sock.close()
 
 
 class BackgroundServer:
     """Serve ``app`` on a thread; ``port=0`` picks a free port. A context manager."""
 
-    def __init__(self, app: FastAPI, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            self._sock.bind((host, port))
-        except OSError as e:
-            self._sock.close()
-            raise NodeError(f"cannot listen on {host}:{port}: {e.strerror}") from e
+    def __init__(
+        self,
+        app: FastAPI,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        sock: socket.socket | None = None,
+    ) -> None:
+        """Listen on ``host:port``, or on ``sock`` if given (the server closes it when done)."""
+        self._sock = sock or listen(host, port)
         self.host, self.port = self._sock.getsockname()[:2]
         self._server = uvicorn.Server(server_config(app, self.host, self.port))
         self._thread = threading.Thread(

@@ -19,7 +19,5 @@ class ApiSettings:
     sse_replay_blocks: int = 200
     """How many missed blocks a reconnecting subscriber is sent from the ledger."""
     sse_ping_s: float = 15.0
-    max_page: int = 1000
-    """The largest ``limit`` a listing accepts."""
     rate_window_s: float = 10.0
     """Window of the tx/s gauge."""

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from civicledger.cli import demo, keys, ledger, proof, setup, tx
+from civicledger.cli import demo, keys, ledger, node, proof, setup, tx
 from civicledger.cli._common import DEFAULT_DIR, CliState, error_line
 from civicledger.errors import CivicError
 
@@ -74,6 +74,7 @@ app.command("query")(ledger.query)
 app.add_typer(ledger.block_app, name="block")
 app.add_typer(proof.app, name="proof")
 app.command("verify")(ledger.verify)
+app.add_typer(node.app, name="node")
 app.command("demo")(demo.demo)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,11 +19,14 @@ from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
-from civicledger.city import CityDir
+from civicledger.api.server import BackgroundServer, listen, serve, socket_url
+from civicledger.city import NODE_KEY, CityDir, load_key
 from civicledger.cli import _render
 from civicledger.cli._common import out, state
 from civicledger.cli.ledger import verify_with_progress
+from civicledger.cli.node import DEFAULT_HOST, DEFAULT_PORT, Host
 from civicledger.demo import (
+    DemoActivity,
     DemoProofs,
     DemoSummary,
     Step,
@@ -33,6 +37,8 @@ from civicledger.demo import (
     run_scenario,
     summarize,
 )
+from civicledger.node.embedded import EmbeddedNode
+from civicledger.web.site import create_site
 
 
 def demo(
@@ -46,8 +52,26 @@ def demo(
     keep: Annotated[
         bool, typer.Option("--keep", help="Keep the temporary city directory afterwards.")
     ] = False,
+    serve_portal: Annotated[
+        bool,
+        typer.Option(
+            "--serve/--no-serve",
+            help="Afterwards, serve the API and portal on HOST:PORT until Ctrl-C.",
+        ),
+    ] = True,
+    host: Host = DEFAULT_HOST,
+    port: Annotated[
+        int,
+        typer.Option(
+            min=0, max=65535, help="TCP port; if taken, a free one is used (0: always a free one)."
+        ),
+    ] = DEFAULT_PORT,
+    serve_seconds: Annotated[
+        float | None,
+        typer.Option(min=0, metavar="SECONDS", help="Stop serving after this long."),
+    ] = None,
 ) -> None:
-    """Run a demo city (Seoul) on the embedded node: no server, a few seconds."""
+    """Run a demo city (Seoul): transactions, proofs, verification, then its live portal."""
     cli = state(ctx)
     chosen = directory or (cli.dir if cli.dir_given else None)
     console = out()
@@ -75,10 +99,39 @@ def demo(
         console.print(Rule("full chain verification (civic verify)"))
         _render.verify_report(console, verify_with_progress(layout))
 
-        # A later issue serves the web portal over `layout` here, before a temporary city
-        # directory is removed; everything it shows comes from civicledger.demo.
         if chosen is not None or keep:
             _print_next_steps(console, layout, target.tx_id)
+        if serve_portal:
+            _serve(console, layout, host, port, serve_seconds)
+
+
+def _serve(console: Console, layout: CityDir, host: str, port: int, seconds: float | None) -> None:
+    """Serve the demo city's node, API and portal while a little activity keeps it moving."""
+    sock = listen(host, port, any_port_if_taken=True)
+    url = socket_url(sock)
+    with EmbeddedNode(layout.data_path, load_key(layout.keystore, NODE_KEY, None)) as node:
+        activity = DemoActivity(node, layout).start()
+        try:
+            console.print(Rule("the portal"))
+            console.print(
+                _render.fields(
+                    [
+                        ("portal", f"{url}/"),
+                        ("verify a proof", f"{url}/verify"),
+                        ("API", f"{url}/api/v1 (OpenAPI: {url}/docs)"),
+                        ("metrics", f"{url}/metrics"),
+                    ]
+                )
+            )
+            console.print("city hall anchors a record every 2 s. Ctrl-C stops the demo.")
+            if seconds is None:
+                serve(create_site(node), sock)
+            else:
+                with BackgroundServer(create_site(node), sock=sock):
+                    time.sleep(seconds)
+        finally:
+            activity.stop()
+    console.print(f"stopped; {activity.sent} more records were anchored while serving")
 
 
 @contextmanager
