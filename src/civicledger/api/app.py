@@ -61,6 +61,8 @@ def create_app(node: EmbeddedNode, settings: ApiSettings | None = None) -> FastA
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.events = hub
+    # Called by ``BackgroundServer.stop`` before it stops, so open event streams end at once.
+    app.state.before_shutdown = [hub.end_streams]
     install_problem_handlers(app)
     app.add_middleware(
         BodyLimitMiddleware,

@@ -99,7 +99,7 @@ def stored_messages(chain: Chain, first: int, last: int) -> list[Message]:
 
 
 class SubscriberOverflow(Exception):  # noqa: N818  (a condition, not a failure of ours)
-    """The subscriber fell too far behind and is cut off."""
+    """The subscriber fell too far behind, or the server is stopping: its stream ends."""
 
 
 class Subscription:
@@ -111,6 +111,7 @@ class Subscription:
         self._items: deque[Message] = deque()
         self._ready = asyncio.Event()
         self._overflowed = False
+        self._ended = False
 
     def offer(self, messages: Sequence[Message]) -> None:
         wanted = [m for m in messages if m.event == "block" or self.contract in (None, m.contract)]
@@ -121,10 +122,15 @@ class Subscription:
             self._items.extend(wanted)
         self._ready.set()
 
+    def end(self) -> None:
+        """End this subscriber's stream (the server is stopping)."""
+        self._ended = True
+        self._ready.set()
+
     async def next_batch(self) -> list[Message]:
         await self._ready.wait()
         self._ready.clear()
-        if self._overflowed:
+        if self._overflowed or self._ended:
             raise SubscriberOverflow
         batch = list(self._items)
         self._items.clear()
@@ -154,6 +160,17 @@ class EventHub:
         # RuntimeError: the loop closed under us, as the server shuts down.
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(self._fan_out, messages)
+
+    def end_streams(self) -> None:
+        """End every open stream, from any thread: a stopping server need not wait for them."""
+        loop = self._loop
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._end_all)
+
+    def _end_all(self) -> None:
+        for subscriber in list(self._subscribers):
+            subscriber.end()
 
     def _fan_out(self, messages: list[Message]) -> None:
         for subscriber in list(self._subscribers):

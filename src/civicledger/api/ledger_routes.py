@@ -113,7 +113,7 @@ def ledger_router(node: EmbeddedNode) -> APIRouter:
         contract: Name,
         method: Name,
         args: Annotated[
-            str, Query(max_length=16_384, description="the query's arguments as a JSON object")
+            str, Query(max_length=4096, description="the query's arguments as a JSON object")
         ] = "{}",
     ) -> Response:
         """A read-only contract query at the latest block. Not proven: there is no state root."""

@@ -18,7 +18,7 @@ from civicledger.errors import NodeError
 MAX_CONNECTIONS = 1000
 """Concurrent connections (including live-event streams) before uvicorn answers 503."""
 KEEP_ALIVE_S = 5
-MAX_HEADER_BYTES = 16 * 1024
+MAX_HEADER_BYTES = 64 * 1024
 
 
 def server_config(app: FastAPI, host: str, port: int, **options: Any) -> uvicorn.Config:
@@ -80,6 +80,7 @@ class BackgroundServer:
     ) -> None:
         """Listen on ``host:port``, or on ``sock`` if given (the server closes it when done)."""
         self._sock = sock or listen(host, port)
+        self._app = app
         self.host, self.port = self._sock.getsockname()[:2]
         self._server = uvicorn.Server(server_config(app, self.host, self.port))
         self._thread = threading.Thread(
@@ -101,6 +102,8 @@ class BackgroundServer:
         return self
 
     def stop(self) -> None:
+        for hook in getattr(self._app.state, "before_shutdown", ()):
+            hook()
         self._server.should_exit = True
         if self._thread.is_alive():
             self._thread.join()

@@ -17,6 +17,17 @@ from civicledger.ledger.tx import NAME_PATTERN
 from civicledger.node.embedded import EmbeddedNode
 
 _RECONNECT_MS = 1000
+_EVENT_SCHEMA = {
+    "type": "object",
+    "description": "one server-sent event; `data` is a JSON object (see docs/api.md)",
+    "required": ["event", "data"],
+    "properties": {
+        "event": {"type": "string", "enum": ["block", "event"]},
+        "id": {"type": "string", "description": "the block height"},
+        "data": {"type": "string", "contentMediaType": "application/json"},
+        "retry": {"type": "integer"},
+    },
+}
 
 
 def stream_router(node: EmbeddedNode, hub: EventHub, settings: ApiSettings) -> APIRouter:
@@ -28,7 +39,7 @@ def stream_router(node: EmbeddedNode, hub: EventHub, settings: ApiSettings) -> A
         responses={
             200: {
                 "description": "an event stream (`block` and `event` messages)",
-                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                "content": {"text/event-stream": {"schema": _EVENT_SCHEMA}},
             },
             **problem_responses(422),
         },
