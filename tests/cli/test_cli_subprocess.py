@@ -24,7 +24,7 @@ def assert_one_error_line(result: subprocess.CompletedProcess[str], reason: str)
 
 
 def test_demo_runs_end_to_end_and_cleans_up(tmp_path: Path) -> None:
-    result = run_civic("demo", cwd=tmp_path, env={"TMPDIR": str(tmp_path)})
+    result = run_civic("demo", "--no-serve", cwd=tmp_path, env={"TMPDIR": str(tmp_path)})
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     for expected in (
@@ -44,13 +44,13 @@ def test_demo_runs_end_to_end_and_cleans_up(tmp_path: Path) -> None:
 
 def test_demo_in_a_directory_is_kept_and_verifiable(tmp_path: Path) -> None:
     city = tmp_path / "seoul"
-    result = run_civic("demo", "--dir", city, cwd=tmp_path)
+    result = run_civic("demo", "--dir", city, "--no-serve", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"civic --dir {city} verify" in result.stdout
     verified = run_civic("--dir", city, "verify", cwd=tmp_path)
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert "demo-seoul" in verified.stdout
-    again = run_civic("demo", "--dir", city, cwd=tmp_path)
+    again = run_civic("demo", "--dir", city, "--no-serve", cwd=tmp_path)
     assert_one_error_line(again, "city_exists")
 
 

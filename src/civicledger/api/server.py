@@ -19,6 +19,7 @@ MAX_CONNECTIONS = 1000
 """Concurrent connections (including live-event streams) before uvicorn answers 503."""
 KEEP_ALIVE_S = 5
 MAX_HEADER_BYTES = 64 * 1024
+BACKLOG = 2048
 
 
 def server_config(app: FastAPI, host: str, port: int, **options: Any) -> uvicorn.Config:
@@ -50,6 +51,9 @@ def listen(host: str, port: int, *, any_port_if_taken: bool = False) -> socket.s
     except OSError as e:
         sock.close()
         raise NodeError(f"cannot listen on {host}:{port}: {e.strerror}") from e
+    # Listening now, not when uvicorn starts: a client given the URL early waits in the backlog
+    # instead of being refused.
+    sock.listen(BACKLOG)
     return sock
 
 

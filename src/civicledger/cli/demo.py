@@ -124,6 +124,7 @@ def _serve(console: Console, layout: CityDir, host: str, port: int, seconds: flo
                 )
             )
             console.print("city hall anchors a record every 2 s. Ctrl-C stops the demo.")
+            console.file.flush()  # the URL must show now, even when stdout is a pipe
             if seconds is None:
                 serve(create_site(node), sock)
             else:
