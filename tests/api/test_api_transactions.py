@@ -261,7 +261,7 @@ def test_an_inclusion_proof_at_an_older_height_verifies_against_that_tree_head(
     assert bundle.tree_head.tree_head.height == height  # type: ignore[union-attr]
     verify_inclusion_bundle(bundle, frozenset(city.genesis.producers))  # type: ignore[arg-type]
     before = served.http.get(f"/api/v1/tx/{first.tx_id_hex}/proof", params={"height": height - 1})
-    assert_problem(before, 400, "bad_proof")
+    assert_problem(before, 400, "not_in_tree")
 
 
 def test_the_chain_id_of_the_served_city_is_the_one_in_health(served: Served) -> None:

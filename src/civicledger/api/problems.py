@@ -34,7 +34,6 @@ _STATUS_BY_REASON: dict[str, int] = {
     "not_found": 404,
     "validation": 422,
     "node_error": 503,
-    "node_unavailable": 503,
     "internal_error": 500,
     "ledger_error": 500,
 }

@@ -101,10 +101,17 @@ def tx_router(node: EmbeddedNode, metrics: NodeMetrics, settings: ApiSettings) -
     ) -> Response:
         """An inclusion proof of the transaction and its receipt, against a signed tree head."""
         tx_bytes = bytes.fromhex(tx_id)
-        if chain.tx(tx_bytes) is None:
+        stored = chain.tx(tx_bytes)
+        if stored is None:
             raise ApiError(404, "not_found", f"no committed transaction {tx_id}")
         if height is not None and chain.block(height) is None:
             raise ApiError(404, "not_found", f"no block at height {height}")
+        if height is not None and height < stored.receipt.height:
+            raise ApiError(
+                400,
+                "not_in_tree",
+                f"transaction {tx_id} is in block {stored.receipt.height}, after block {height}",
+            )
         bundle = chain.inclusion_proof(tx_bytes, height)
         return Response(bundle.model_dump_json(), media_type="application/json")
 
