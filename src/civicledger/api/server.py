@@ -39,7 +39,10 @@ def server_config(app: FastAPI, host: str, port: int, **options: Any) -> uvicorn
 
 def listen(host: str, port: int, *, any_port_if_taken: bool = False) -> socket.socket:
     """A bound listening socket; with ``any_port_if_taken``, a free port if ``port`` is in use."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY on accepted connections only when the
+    # listening socket says so. Without it every response waited ~40 ms for a delayed ACK,
+    # because uvicorn writes headers and body separately (measured in bench/api_submit.py).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         try:
