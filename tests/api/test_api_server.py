@@ -6,11 +6,11 @@ import socket
 
 import httpx
 import pytest
-from conftest import City
 
 from civicledger.api.app import create_app
 from civicledger.api.server import BackgroundServer, listen, socket_url
 from civicledger.errors import NodeError
+from conftest import City
 
 
 def test_connections_accepted_by_the_server_have_nagle_off(city: City) -> None:

@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 import civicledger
+from civicledger.api.batch_routes import batch_router
 from civicledger.api.events import EventHub
 from civicledger.api.ledger_routes import ledger_router
 from civicledger.api.limits import BodyLimitMiddleware
@@ -68,8 +69,10 @@ def create_app(node: EmbeddedNode, settings: ApiSettings | None = None) -> FastA
         BodyLimitMiddleware,
         max_bytes=settings.max_body_bytes,
         read_timeout_s=settings.body_read_timeout_s,
+        path_limits={f"{API_PREFIX}/txs": settings.max_batch_body_bytes},
     )
     app.include_router(tx_router(node, metrics, settings), prefix=API_PREFIX)
+    app.include_router(batch_router(node, metrics, settings), prefix=API_PREFIX)
     app.include_router(ledger_router(node), prefix=API_PREFIX)
     app.include_router(stream_router(node, hub, settings), prefix=API_PREFIX)
     app.include_router(ops_router(node, metrics))

@@ -10,6 +10,7 @@ client to disconnect) are passed through untouched.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -27,24 +28,34 @@ class BodyTooSlowError(ApiError):
 
 
 class BodyLimitMiddleware:
-    def __init__(self, app: ASGIApp, *, max_bytes: int, read_timeout_s: float) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_bytes: int,
+        read_timeout_s: float,
+        path_limits: Mapping[str, int] | None = None,
+    ) -> None:
+        """``path_limits`` gives some exact paths (bulk uploads) a limit of their own."""
         self.app = app
         self.max_bytes = max_bytes
         self.read_timeout_s = read_timeout_s
+        self.path_limits = dict(path_limits or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.path_limits.get(scope.get("path", ""), self.max_bytes)
         declared = _content_length(scope)
-        if declared is not None and declared > self.max_bytes:
-            error = BodyTooLargeError(self.max_bytes)
+        if declared is not None and declared > limit:
+            error = BodyTooLargeError(limit)
             response = problem_response(error.status, error.reason, error.detail)
             await response(scope, receive, send)
             return
-        await self.app(scope, self._limited(receive), send)
+        await self.app(scope, self._limited(receive, limit), send)
 
-    def _limited(self, receive: Receive) -> Receive:
+    def _limited(self, receive: Receive, limit: int) -> Receive:
         received = 0
         complete = False
 
@@ -58,8 +69,8 @@ class BodyLimitMiddleware:
                 raise BodyTooSlowError(self.read_timeout_s) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise BodyTooLargeError(self.max_bytes)
+                if received > limit:
+                    raise BodyTooLargeError(limit)
                 complete = not message.get("more_body", False)
             else:
                 complete = True

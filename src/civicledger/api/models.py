@@ -35,6 +35,26 @@ class Pending(BaseModel):
     status: Literal["pending"]
 
 
+class BatchItem(BaseModel):
+    """What became of one line of a batch, in the order sent."""
+
+    index: int
+    status: Literal["ok", "failed", "rejected", "pending"]
+    """``pending``: admitted, but its block was not durable within the wait limit."""
+    receipt: Receipt | None = None
+    reason: str | None = None
+    detail: str | None = None
+
+
+class BatchResult(BaseModel):
+    results: list[BatchItem]
+
+
+class BatchAccepted(BaseModel):
+    accepted: int
+    """Lines handed to the node; each is checked, then committed or rejected, in order."""
+
+
 class TxRecord(BaseModel):
     """A committed transaction and its receipt (the same object as its log leaf)."""
 

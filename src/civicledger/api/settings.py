@@ -9,6 +9,10 @@ from dataclasses import dataclass
 class ApiSettings:
     max_body_bytes: int = 64 * 1024
     """Bodies above this are refused with 413 before being read (a transaction is <= 32 KiB)."""
+    max_batch_body_bytes: int = 8 * 1024 * 1024
+    """The limit for ``POST /txs`` (NDJSON batches), instead of ``max_body_bytes``."""
+    max_batch_txs: int = 2000
+    """Transactions in one batch: one block's worth."""
     body_read_timeout_s: float = 10.0
     """A client must deliver each chunk of its body within this, or get 408."""
     wait_timeout_s: float = 10.0
