@@ -25,6 +25,7 @@ from civicledger.api.app import create_app
 from civicledger.api.server import BackgroundServer
 from conftest import digest, make_city
 
+
 @schemathesis.serializer("application/x-ndjson")
 def ndjson(_: object, value: object) -> bytes:
     """Batches are declared as a string (lines of JSON); send whatever was generated as text."""

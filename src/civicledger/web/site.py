@@ -1,0 +1,68 @@
+"""The site ``civic node run`` and ``civic demo`` serve: the JSON API with the portal on top.
+
+The API never imports the portal (``api`` sits below ``web``), so the two are put together here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from fastapi import FastAPI
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.staticfiles import StaticFiles
+
+from civicledger.api.app import create_app
+from civicledger.api.settings import ApiSettings
+from civicledger.node.embedded import EmbeddedNode
+from civicledger.web.explorer import section as explorer_section
+from civicledger.web.portal import (
+    STATIC_DIR,
+    ExceptionHandler,
+    Portal,
+    default_http_handler,
+    language_router,
+    not_found_handler,
+)
+from civicledger.web.sections import PortalSection
+from civicledger.web.verify import section as verify_section
+
+__all__ = ["create_site", "install_portal"]
+
+
+def install_portal(app: FastAPI, sections: Sequence[PortalSection] = ()) -> Portal:
+    """Add the portal (explorer, verify page and ``sections``) to an app made by ``create_app``.
+
+    The app must hold the running node as ``app.state.node``. Raises ``CatalogError`` if a
+    section's messages, slug or prefix are inconsistent, before anything is served.
+    """
+    portal = Portal([explorer_section(), verify_section(), *sections])
+    app.state.portal = portal
+    app.mount("/static/portal", StaticFiles(directory=STATIC_DIR), name="portal-static")
+    for section in portal.sections:
+        if section.static_dir is not None:
+            app.mount(
+                f"/static/{section.slug}",
+                StaticFiles(directory=section.static_dir),
+                name=f"{section.slug}-static",
+            )
+    app.include_router(language_router())
+    for section in portal.sections:
+        app.include_router(section.router, prefix=section.url_prefix, include_in_schema=False)
+    previous: ExceptionHandler = (
+        app.exception_handlers.get(404)
+        or app.exception_handlers.get(StarletteHTTPException)
+        or default_http_handler
+    )
+    app.add_exception_handler(404, not_found_handler(previous))
+    return portal
+
+
+def create_site(
+    node: EmbeddedNode,
+    settings: ApiSettings | None = None,
+    sections: Sequence[PortalSection] = (),
+) -> FastAPI:
+    """The API of ``node`` with the portal (and any extra ``sections``) installed on it."""
+    app = create_app(node, settings)
+    install_portal(app, sections)
+    return app
