@@ -14,6 +14,10 @@
     ├── GenesisError                a genesis file is invalid
     └── NodeError                   the node is closed, locked by another process, or timed out
 
+Layers above add their own subclasses next to their code: ``api.problems.ApiError`` (an HTTP
+error with its status, e.g. a body over the limit) and ``web.i18n.CatalogError`` (a portal
+section's messages are inconsistent).
+
 Low-level errors (``sqlite3.Error``, ``nacl.exceptions.BadSignatureError``, ``KeyError``) are
 wrapped into these with ``raise ... from``.
 """

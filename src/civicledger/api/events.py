@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 
 from civicledger.crypto.encoding import canonical_json
+from civicledger.errors import CivicError
 from civicledger.ledger.block import SignedBlockHeader, SignedTreeHead
 from civicledger.ledger.receipt import Receipt
 from civicledger.ledger.tx import SignedTx
@@ -98,8 +99,10 @@ def stored_messages(chain: Chain, first: int, last: int) -> list[Message]:
     return messages
 
 
-class SubscriberOverflow(Exception):  # noqa: N818  (a condition, not a failure of ours)
+class SubscriberOverflow(CivicError):  # noqa: N818  (a condition, not a failure of ours)
     """The subscriber fell too far behind, or the server is stopping: its stream ends."""
+
+    reason = "subscriber_overflow"
 
 
 class Subscription:
@@ -131,7 +134,7 @@ class Subscription:
         await self._ready.wait()
         self._ready.clear()
         if self._overflowed or self._ended:
-            raise SubscriberOverflow
+            raise SubscriberOverflow("the subscriber fell behind or the server is stopping")
         batch = list(self._items)
         self._items.clear()
         return batch
