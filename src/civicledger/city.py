@@ -25,7 +25,7 @@ from civicledger.crypto.keys import PrivateKey
 from civicledger.errors import CivicError, GenesisError, KeystoreError
 from civicledger.keystore import Keystore, KeystoreReason
 from civicledger.ledger.genesis import Genesis
-from civicledger.ledger.tx import SignedTx, sign_tx
+from civicledger.ledger.tx import DEFAULT_EXPIRY_S, SignedTx, expiry_from_now, sign_tx
 from civicledger.node.chain import Chain
 
 __all__ = [
@@ -44,7 +44,6 @@ ROOT_KEY = "root"
 NODE_KEY = "node"
 """Keystore name of this node's block-producer key."""
 _RESERVED_KEY_NAMES = frozenset({ROOT_KEY, NODE_KEY})
-DEFAULT_EXPIRY_S = 300
 
 # -- city directories ---------------------------------------------------------------------------
 
@@ -225,7 +224,7 @@ class Signer:
             contract=contract,
             method=method,
             args=args,
-            expires_at=int(time.time() * 1000) + expires_in_s * 1000,
+            expires_at=expiry_from_now(expires_in_s),
         )
         self._next += 1
         return tx

@@ -15,12 +15,10 @@ Invariants:
 from __future__ import annotations
 
 import threading
-import time
 from typing import TYPE_CHECKING, Any
 
-from civicledger.city import DEFAULT_EXPIRY_S
 from civicledger.errors import CivicError
-from civicledger.ledger.tx import SignedTx, sign_tx
+from civicledger.ledger.tx import DEFAULT_EXPIRY_S, SignedTx, expiry_from_now, sign_tx
 
 if TYPE_CHECKING:
     from civicledger.client._client import CivicClient
@@ -71,7 +69,7 @@ class Wallet:
                 contract=contract,
                 method=method,
                 args=args,
-                expires_at=int(time.time() * 1000) + expires_in_s * 1000,
+                expires_at=expiry_from_now(expires_in_s),
             )
             self._next = nonce + 1
             return tx

@@ -10,6 +10,7 @@ Invariants:
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Annotated, Any
@@ -28,6 +29,9 @@ from civicledger.errors import CivicError, RejectReason, TxRejected
 
 MAX_TX_BYTES = 32 * 1024
 """Upper bound on a transaction's wire size; large documents go on the ledger as hashes."""
+
+DEFAULT_EXPIRY_S = 300
+"""How long a freshly signed transaction may wait for a block, unless its signer says otherwise."""
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,47}$"
 _MAX_TIME_MS = 2**53 - 1
@@ -114,6 +118,14 @@ def sign_tx(
     body_bytes = canonical_json(body.model_dump())
     signature = key.sign(signing_message(chain_id, "tx", body_bytes))
     return SignedTx(body, body_bytes, signature, sha256(body_bytes), key.public)
+
+
+def expiry_from_now(seconds: int) -> int:
+    """``expires_at`` for a transaction signed now that may wait ``seconds`` for a block.
+
+    Signers read their own clock here; the chain compares the result with block time only.
+    """
+    return int(time.time() * 1000) + seconds * 1000
 
 
 def decode_tx(raw: bytes) -> SignedTx:
