@@ -621,3 +621,17 @@ def test_a_non_producer_key_is_refused_and_releases_the_lock(city: City) -> None
         EmbeddedNode(city.data_dir, city.rogue, registry=city.registry)
     with city.open_node() as node:
         assert node.submit(_add(city, city.clerk, 1), timeout=10).ok
+
+
+def test_a_submitter_cancelling_its_future_changes_nothing_for_the_node(city: City) -> None:
+    """A cancelled future is the submitter's loss only: the transaction still commits, and the
+    writer thread (which resolves futures) keeps going."""
+    with city.open_node(block_interval=0.2) as running:
+        first = running.submit_nowait(city.tx(city.clerk, "tally", "add", {"amount": 1}, nonce=1))
+        assert first.cancel()
+        second = running.submit(
+            city.tx(city.clerk, "tally", "add", {"amount": 2}, nonce=2), timeout=10
+        )
+        assert second.ok
+        assert running.chain.query("tally", "total", {}) == 3
+    assert city.nonce(city.clerk) == 2

@@ -61,9 +61,10 @@ def batch_router(node: EmbeddedNode, metrics: NodeMetrics, settings: ApiSettings
                 "payload_too_large",
                 f"{len(lines)} transactions; a batch holds at most {settings.max_batch_txs}",
             )
-        waiting = [asyncio.wrap_future(f) for f in node.submit_many(lines)]
+        futures = node.submit_many(lines)
         if not wait:
             return JSONResponse({"accepted": len(lines)}, status_code=202)
+        waiting = [asyncio.wrap_future(f) for f in futures]
         await asyncio.wait(waiting, timeout=settings.wait_timeout_s)
         results = [_batch_item(index, done) for index, done in enumerate(waiting)]
         for item in results:
@@ -76,7 +77,9 @@ def batch_router(node: EmbeddedNode, metrics: NodeMetrics, settings: ApiSettings
 
 def _batch_item(index: int, outcome: asyncio.Future[Receipt]) -> dict[str, object]:
     if not outcome.done():
-        outcome.cancel()  # only our wrapper: the node still commits or drops the transaction
+        # Never cancel: the node commits or drops it regardless. Take its outcome when it comes
+        # so asyncio does not log an exception nobody retrieved.
+        outcome.add_done_callback(_discard)
         return {"index": index, "status": "pending"}
     error = outcome.exception()
     if error is None:
@@ -94,3 +97,8 @@ def _batch_item(index: int, outcome: asyncio.Future[Receipt]) -> dict[str, objec
             "detail": error.message,
         }
     raise error
+
+
+def _discard(outcome: asyncio.Future[Receipt]) -> None:
+    if not outcome.cancelled():
+        outcome.exception()

@@ -21,7 +21,7 @@ from civicledger.api.problems import ApiError, problem_responses
 from civicledger.api.settings import ApiSettings
 from civicledger.errors import TxRejected
 from civicledger.ledger.proofs import InclusionBundle
-from civicledger.ledger.receipt import log_leaf_bytes
+from civicledger.ledger.receipt import Receipt, log_leaf_bytes
 from civicledger.ledger.tx import decode_tx
 from civicledger.node.embedded import EmbeddedNode
 
@@ -66,11 +66,11 @@ def tx_router(node: EmbeddedNode, metrics: NodeMetrics, settings: ApiSettings) -
         pending = JSONResponse({"tx_id": tx_id, "status": "pending"}, status_code=202)
         if not wait:
             return pending
+        outcome = asyncio.wrap_future(future)
         try:
-            receipt = await asyncio.wait_for(
-                asyncio.shield(asyncio.wrap_future(future)), settings.wait_timeout_s
-            )
+            receipt = await asyncio.wait_for(asyncio.shield(outcome), settings.wait_timeout_s)
         except TimeoutError:
+            outcome.add_done_callback(_discard)  # its fate is read later, with GET /tx
             return pending
         except TxRejected as e:
             metrics.on_rejected(e.reason)
@@ -116,3 +116,9 @@ def tx_router(node: EmbeddedNode, metrics: NodeMetrics, settings: ApiSettings) -
         return Response(bundle.model_dump_json(), media_type="application/json")
 
     return router
+
+
+def _discard(outcome: asyncio.Future[Receipt]) -> None:
+    """Retrieve an outcome nobody waits for any more, so asyncio does not log it as lost."""
+    if not outcome.cancelled():
+        outcome.exception()

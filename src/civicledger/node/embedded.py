@@ -19,14 +19,16 @@ only ever see that header time, so replay is deterministic.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, InvalidStateError, ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
+from typing import cast
 
 from civicledger.contracts.executor import Included, PreparedTx
 from civicledger.contracts.registry import ContractRegistry
@@ -183,7 +185,7 @@ class EmbeddedNode:
                 results = checking.result()
             except Exception as e:  # noqa: BLE001  (a dead worker fails its chunk, not the node)
                 for future in futures:
-                    future.set_exception(NodeError(f"signature check failed to run: {e}"))
+                    _settle(future, error=NodeError(f"signature check failed to run: {e}"))
                 continue
             for item, future in zip(results, futures, strict=True):
                 try:
@@ -191,7 +193,7 @@ class EmbeddedNode:
                         raise refused_error(item)
                     self._admit_locked(self.chain.prepare(rebuild(item)), future)
                 except TxRejected as e:
-                    future.set_exception(e)
+                    _settle(future, error=e)
 
     def _enqueue(self, prepared: PreparedTx) -> Future[Receipt]:
         future: Future[Receipt] = Future()
@@ -287,7 +289,7 @@ class EmbeddedNode:
         if dropped:
             self._forget_pending({d.prepared.tx.body.signer for d in dropped})
         for item in dropped:
-            self._futures.pop(id(item.prepared)).set_exception(item.error)
+            _settle(self._futures.pop(id(item.prepared)), error=item.error)
         return staged
 
     def _write(self, staged: StagedBlock) -> bool:
@@ -299,7 +301,7 @@ class EmbeddedNode:
             self._fail(staged.included, f"block could not be committed: {e}")
             return False
         for item in block.included:
-            self._futures.pop(id(item.prepared)).set_result(item.receipt)
+            _settle(self._futures.pop(id(item.prepared)), item.receipt)
         for listener in self._listeners:
             try:
                 listener(block)
@@ -312,10 +314,25 @@ class EmbeddedNode:
         self._forget_pending({p.tx.body.signer for p in prepared})
         error = NodeError(why)
         for p in prepared:
-            self._futures.pop(id(p)).set_exception(error)
+            _settle(self._futures.pop(id(p)), error=error)
 
     def _forget_pending(self, signers: set[str]) -> None:
         """After drops, re-read these signers' next nonce from committed state on next admission."""
         with self._cond:
             for signer in signers:
                 self._next_nonce.pop(signer, None)
+
+
+def _settle(
+    future: Future[Receipt], receipt: Receipt | None = None, *, error: BaseException | None = None
+) -> None:
+    """Resolve a submitter's future; one the submitter cancelled is left alone.
+
+    A cancelled future must never stop the producer or writer thread: the transaction's fate
+    does not depend on whether anyone still waits for it.
+    """
+    with contextlib.suppress(InvalidStateError):
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(cast(Receipt, receipt))
