@@ -62,11 +62,17 @@ def test_without_wait_the_batch_is_accepted_and_commits(served: Served) -> None:
     response = served.http.post("/api/v1/txs", content=body, params={"wait": "false"})
     assert response.status_code == 202
     assert response.json() == {"accepted": 50}
+    broken = served.http.post("/api/v1/txs", content=b"{broken", params={"wait": "false"})
+    assert broken.status_code == 202  # refused later, by a worker; still counted
     deadline = time.monotonic() + 10
     while served.http.get(f"/api/v1/tx/{txs[-1].tx_id_hex}").status_code == 404:
         assert time.monotonic() < deadline, "the batch never committed"
         time.sleep(0.02)
     assert city.nonce(city.clerk2) == 50
+    counted = 'civicledger_transactions_rejected_total{reason="malformed"} 1.0'
+    while counted not in served.http.get("/metrics").text:
+        assert time.monotonic() < deadline, "the refused line was never counted"
+        time.sleep(0.02)
 
 
 def test_empty_and_oversized_batches_are_refused(city: City) -> None:

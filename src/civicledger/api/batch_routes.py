@@ -62,14 +62,13 @@ def batch_router(node: EmbeddedNode, metrics: NodeMetrics, settings: ApiSettings
                 f"{len(lines)} transactions; a batch holds at most {settings.max_batch_txs}",
             )
         futures = node.submit_many(lines)
+        for future in futures:
+            metrics.watch(future)  # refused lines are counted even if nobody waits for them
         if not wait:
             return JSONResponse({"accepted": len(lines)}, status_code=202)
         waiting = [asyncio.wrap_future(f) for f in futures]
         await asyncio.wait(waiting, timeout=settings.wait_timeout_s)
         results = [_batch_item(index, done) for index, done in enumerate(waiting)]
-        for item in results:
-            if item["status"] == "rejected":
-                metrics.on_rejected(str(item["reason"]))
         return Response(canonical_json({"results": results}), media_type="application/json")
 
     return router

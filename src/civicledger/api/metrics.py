@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from concurrent.futures import Future
 
 from prometheus_client import (
     CollectorRegistry,
@@ -19,6 +20,8 @@ from prometheus_client import (
     generate_latest,
 )
 
+from civicledger.errors import TxRejected
+from civicledger.ledger.receipt import Receipt
 from civicledger.node.chain import CommittedBlock
 from civicledger.node.embedded import EmbeddedNode
 
@@ -58,7 +61,8 @@ class NodeMetrics:
         )
         self.rejected = Counter(
             "civicledger_transactions_rejected",
-            "Transactions refused before execution (at the API or dropped from a block), by reason",
+            "Transactions submitted through the API and refused (at admission or when their block"
+            " was made), by reason",
             ["reason"],
             registry=self.registry,
         )
@@ -71,8 +75,6 @@ class NodeMetrics:
         ok = sum(1 for item in block.included if item.receipt.ok)
         self.committed.labels("ok").inc(ok)
         self.committed.labels("failed").inc(len(block.included) - ok)
-        for dropped in block.dropped:
-            self.rejected.labels(dropped.error.reason).inc()
         now = time.monotonic()
         with self._lock:
             self._recent.append((now, len(block.included)))
@@ -80,6 +82,20 @@ class NodeMetrics:
 
     def on_rejected(self, reason: str) -> None:
         self.rejected.labels(reason).inc()
+
+    def watch(self, future: Future[Receipt]) -> None:
+        """Count the transaction as rejected if it is dropped later, whoever still waits for it.
+
+        The callback runs on the thread that resolves the future (the node's); it only counts.
+        """
+        future.add_done_callback(self._count_if_rejected)
+
+    def _count_if_rejected(self, future: Future[Receipt]) -> None:
+        if future.cancelled():
+            return
+        error = future.exception()
+        if isinstance(error, TxRejected):
+            self.rejected.labels(error.reason).inc()
 
     def tx_rate(self) -> float:
         now = time.monotonic()

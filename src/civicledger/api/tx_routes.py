@@ -62,6 +62,7 @@ def tx_router(node: EmbeddedNode, metrics: NodeMetrics, settings: ApiSettings) -
         except TxRejected as e:
             metrics.on_rejected(e.reason)
             raise
+        metrics.watch(future)  # a drop at block time is counted even if nobody waits
         tx_id = signed.tx_id_hex
         pending = JSONResponse({"tx_id": tx_id, "status": "pending"}, status_code=202)
         if not wait:
@@ -72,9 +73,6 @@ def tx_router(node: EmbeddedNode, metrics: NodeMetrics, settings: ApiSettings) -
         except TimeoutError:
             outcome.add_done_callback(_discard)  # its fate is read later, with GET /tx
             return pending
-        except TxRejected as e:
-            metrics.on_rejected(e.reason)
-            raise
         body = b'{"receipt":' + receipt.canonical_bytes() + b',"tx_id":"' + tx_id.encode() + b'"}'
         return Response(body, media_type="application/json")
 
