@@ -70,7 +70,7 @@ def ledger_router(node: EmbeddedNode) -> APIRouter:
         header = chain.block(height)
         if header is None:
             raise ApiError(404, "not_found", f"no block at height {height}")
-        txs = chain.block_txs(height)[offset : offset + limit]
+        txs = chain.block_txs(height, offset, limit)
         parts = [
             b'{"header":',
             header.model_dump_json().encode(),

@@ -48,6 +48,17 @@ from civicledger.ledger.tx import SignedTx, decode_tx
 
 DB_NAME = "ledger.sqlite"
 
+# A block's transactions are the log leaves from its first leaf up to the next block's: a range
+# of the primary key, so reading one block (or one page of it) never scans the whole table.
+_BLOCK_TXS_SQL = """
+SELECT envelope, receipt FROM txs
+WHERE leaf_index >= (SELECT first_leaf FROM blocks WHERE height = ?1) + ?2
+  AND leaf_index < COALESCE(
+      (SELECT first_leaf FROM blocks WHERE height = ?1 + 1), 9223372036854775807)
+  AND height = ?1
+ORDER BY leaf_index LIMIT ?3
+"""
+
 
 @dataclass(frozen=True)
 class CommittedBlock:
@@ -393,12 +404,11 @@ class Chain:
             raise LedgerError(f"no block at height {height}")
         return SignedTreeHead.model_validate_json(bytes(row[0]))
 
-    def block_txs(self, height: int) -> list[StoredTx]:
+    def block_txs(self, height: int, offset: int = 0, limit: int | None = None) -> list[StoredTx]:
+        """The block's transactions in order; ``offset``/``limit`` read one page of a big block."""
         rows = (
             self._reader()
-            .conn.execute(
-                "SELECT envelope, receipt FROM txs WHERE height = ? ORDER BY leaf_index", (height,)
-            )
+            .conn.execute(_BLOCK_TXS_SQL, (height, offset, -1 if limit is None else limit))
             .fetchall()
         )
         return [_stored_tx(bytes(e), bytes(r)) for e, r in rows]

@@ -148,7 +148,14 @@ def _block_txs(conn: sqlite3.Connection, height: int) -> tuple[list[SignedTx], l
     txs: list[SignedTx] = []
     receipts: list[bytes] = []
     for tx_id, envelope, receipt in conn.execute(
-        "SELECT tx_id, envelope, receipt FROM txs WHERE height = ? ORDER BY leaf_index", (height,)
+        # The block's leaf range (a primary-key search, not a table scan per block); the
+        # height test keeps a row whose height was altered from passing unnoticed.
+        "SELECT tx_id, envelope, receipt FROM txs"
+        " WHERE leaf_index >= (SELECT first_leaf FROM blocks WHERE height = ?1)"
+        " AND leaf_index < COALESCE("
+        "   (SELECT first_leaf FROM blocks WHERE height = ?1 + 1), 9223372036854775807)"
+        " AND height = ?1 ORDER BY leaf_index",
+        (height,),
     ):
         tx = decode_tx(bytes(envelope))
         if tx.envelope_bytes() != bytes(envelope):

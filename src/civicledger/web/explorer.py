@@ -86,8 +86,9 @@ def latest_txs(chain: Chain, blocks: list[BlockRow], limit: int) -> list[TxRow]:
         if len(rows) >= limit:
             break
         if block.tx_count:
-            stored = chain.block_txs(block.height)
-            rows.extend(_tx_row(s) for s in reversed(stored[-(limit - len(rows)) :]))
+            wanted = limit - len(rows)
+            stored = chain.block_txs(block.height, max(block.tx_count - wanted, 0), wanted)
+            rows.extend(_tx_row(s) for s in reversed(stored))
     return rows
 
 
@@ -128,9 +129,7 @@ def block_page(request: Request, height: str) -> HTMLResponse:
     header = signed.header
     offset = _parse_offset(request.query_params.get("offset"))
     stored = (
-        chain.block_txs(header.height)[offset : offset + BLOCK_PAGE_TXS]
-        if offset < header.tx_count
-        else []
+        chain.block_txs(header.height, offset, BLOCK_PAGE_TXS) if offset < header.tx_count else []
     )
     context: dict[str, Any] = {
         "signed": signed,
