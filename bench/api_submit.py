@@ -68,7 +68,7 @@ from civicledger.ledger.tx import sign_tx
 from civicledger.node.embedded import EmbeddedNode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ledger_throughput import CHAIN_ID, make_city  # bench/ is not a package
+from ledger_throughput import CHAIN_ID, make_city, sign_anchors  # bench/ is not a package
 
 WARMUP_TXS = 500
 """Sent (and committed) before any timing, in-process and over the API (single submits)."""
@@ -122,23 +122,7 @@ def cpu_delta(after: dict[str, float], before: dict[str, float]) -> dict[str, fl
 
 
 def sign_all(clerks: Sequence[PrivateKey], count: int) -> list[bytes]:
-    """Wire envelopes of ``count`` notary anchors; transaction ``i`` is signer ``i % S``'s
-    ``i // S + 1``-th, so sending them in order (with fewer in flight than signers) never
-    sends a nonce before the one it follows has been admitted."""
-    signers = len(clerks)
-    expires = int(time.time() * 1000) + 3_600_000
-    return [
-        sign_tx(
-            clerks[i % signers],
-            chain_id=CHAIN_ID,
-            nonce=i // signers + 1,
-            contract="notary",
-            method="anchor",
-            args={"digest": hashlib.sha256(b"api-doc-%d" % i).hexdigest(), "label": "permit"},
-            expires_at=expires,
-        ).envelope_bytes()
-        for i in range(count)
-    ]
+    return sign_anchors(clerks, count, b"api-doc")
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float:
