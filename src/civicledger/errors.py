@@ -15,8 +15,10 @@
     └── NodeError                   the node is closed, locked by another process, or timed out
 
 Layers above add their own subclasses next to their code: ``api.problems.ApiError`` (an HTTP
-error with its status, e.g. a body over the limit) and ``web.i18n.CatalogError`` (a portal
-section's messages are inconsistent).
+error with its status, e.g. a body over the limit), ``web.i18n.CatalogError`` (a portal
+section's messages are inconsistent), and in ``services.identity``: ``vc.CredentialError`` (a
+credential, presentation or proof refused), ``resolver.DidResolutionError``,
+``issuers.IssuerNotAuthorized`` and ``status_list.StatusError``.
 
 Low-level errors (``sqlite3.Error``, ``nacl.exceptions.BadSignatureError``, ``KeyError``) are
 wrapped into these with ``raise ... from``.

@@ -27,7 +27,7 @@ from civicledger.contracts.executor import (
     nonce_key,
 )
 from civicledger.contracts.governance import genesis_writes
-from civicledger.contracts.registry import ContractRegistry, default_registry
+from civicledger.contracts.registry import ContractRegistry
 from civicledger.crypto import merkle
 from civicledger.crypto.encoding import canonical_json, load_trusted_json
 from civicledger.crypto.keys import PrivateKey
@@ -45,6 +45,7 @@ from civicledger.ledger.state import StateStore, WriteSet, next_state_hash
 from civicledger.ledger.store import connect, insert_rows
 from civicledger.ledger.tlog import StagedAppend, TransparencyLog
 from civicledger.ledger.tx import SignedTx, decode_tx
+from civicledger.services.registry import city_registry
 
 DB_NAME = "ledger.sqlite"
 
@@ -106,7 +107,7 @@ class Chain:
         self.path = self.data_dir / DB_NAME
         if not self.path.exists():
             raise LedgerError(f"no ledger at {self.path}; create one with `civic init`")
-        self.executor = Executor(registry or default_registry())
+        self.executor = Executor(registry or city_registry())
         self._conn = connect(self.path)
         self._state_reader = connect(self.path, readonly=True)
         self._state = StateStore(self._conn, cache_size=200_000, read_conn=self._state_reader)

@@ -1,0 +1,21 @@
+"""The contracts a city's chain runs: the built-ins plus every service's.
+
+Built here, above ``contracts``, because ``contracts`` must not import ``services``. Every node of
+a chain must run the same registry; a new service adds its contracts here.
+"""
+
+from __future__ import annotations
+
+from civicledger.contracts.governance import Governance
+from civicledger.contracts.notary import Notary
+from civicledger.contracts.registry import ContractRegistry
+from civicledger.services.identity.did_registry import DidRegistry
+from civicledger.services.identity.issuers import Issuers
+from civicledger.services.identity.status_registry import StatusListRegistry
+
+
+def city_registry() -> ContractRegistry:
+    """Governance, notary, and the identity service's DID registry, issuers and status lists."""
+    return ContractRegistry(
+        [Governance(), Notary(), DidRegistry(), Issuers(), StatusListRegistry()]
+    )
