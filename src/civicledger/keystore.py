@@ -22,11 +22,9 @@ different input methods (composed or decomposed Hangul, say) opens the same key.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import re
-import secrets
 import stat
 import unicodedata
 from enum import StrEnum
@@ -41,6 +39,7 @@ import nacl.utils
 from civicledger.crypto.encoding import b64url, canonical_json, from_b64url, parse_json
 from civicledger.crypto.keys import SEED_SIZE, PrivateKey, PublicKey
 from civicledger.errors import EncodingError, KeystoreError
+from civicledger.files import write_new_file
 
 __all__ = ["FORMAT_VERSION", "Keystore", "KeystoreReason"]
 
@@ -209,20 +208,8 @@ class Keystore:
             )
 
     def _write_new(self, path: Path, content: bytes) -> None:
-        temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
         try:
-            fd = os.open(temporary, flags, 0o600)
-            try:
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(content)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.link(temporary, path)
-            finally:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(temporary)
-            _fsync_directory(self._path)
+            write_new_file(self._path, path, content)
         except FileExistsError as e:
             raise _error(KeystoreReason.EXISTS, f"key file {path} already exists") from e
         except OSError as e:
@@ -373,15 +360,3 @@ def _decrypt_seed(name: str, params: Any, passphrase: str) -> bytes:
             KeystoreReason.WRONG_PASSPHRASE,
             f"cannot decrypt key {name!r}: wrong passphrase or a tampered key file",
         ) from e
-
-
-def _fsync_directory(path: Path) -> None:
-    """Make a new directory entry durable; best effort where directories cannot be opened."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

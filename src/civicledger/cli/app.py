@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from civicledger.cli import demo, keys, ledger, node, proof, setup, tx
+from civicledger.cli import demo, keys, ledger, node, proof, setup, tx, wallet
 from civicledger.cli._common import DEFAULT_DIR, CliState, error_line
 from civicledger.errors import CivicError
 
@@ -76,6 +76,7 @@ app.add_typer(proof.app, name="proof")
 app.command("verify")(ledger.verify)
 app.add_typer(node.app, name="node")
 app.command("demo")(demo.demo)
+app.add_typer(wallet.app, name="wallet")
 
 
 def main() -> None:
