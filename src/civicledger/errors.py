@@ -18,7 +18,8 @@ Layers above add their own subclasses next to their code: ``api.problems.ApiErro
 error with its status, e.g. a body over the limit), ``web.i18n.CatalogError`` (a portal
 section's messages are inconsistent), and in ``services.identity``: ``vc.CredentialError`` (a
 credential, presentation or proof refused), ``resolver.DidResolutionError``,
-``issuers.IssuerNotAuthorized``, ``status_list.StatusError`` and ``wallet.WalletError``.
+``issuers.IssuerNotAuthorized``, ``status_list.StatusError``, ``wallet.WalletError`` and
+``verifier.VerificationError`` / ``verifier.ChallengeError``.
 
 Low-level errors (``sqlite3.Error``, ``nacl.exceptions.BadSignatureError``, ``KeyError``) are
 wrapped into these with ``raise ... from``.
