@@ -350,3 +350,28 @@ def test_time_is_rendered_in_utc_seconds() -> None:
     seoul = datetime(2025, 6, 1, 9, 0, 0, 500, tzinfo=UTC) + timedelta(hours=0)
     secured = add_proof(_credential(), ISSUER, verification_method=ISSUER_VM, created=seoul)
     assert secured["proof"]["created"] == "2025-06-01T09:00:00Z"
+
+
+def test_an_issuer_may_sign_a_credential_valid_from_tomorrow_but_not_an_expired_one() -> None:
+    key = PrivateKey.from_seed(bytes(32))
+    did = key.public.did
+    now = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+    pass_for_tomorrow = {
+        "@context": ["https://www.w3.org/ns/credentials/v2"],
+        "type": ["VerifiableCredential", "VisitorPass"],
+        "issuer": did,
+        "validFrom": "2026-11-25T09:00:00Z",
+        "validUntil": "2026-11-25T18:00:00Z",
+        "credentialSubject": {"id": "did:example:visitor"},
+    }
+    method = f"{did}#{did.removeprefix('did:key:')}"
+    signed = issue_credential(pass_for_tomorrow, key, verification_method=method, now=now)
+    with pytest.raises(CredentialError) as early:
+        verify_credential(signed, now=now)
+    assert early.value.reason == "not_yet_valid"
+    verify_credential(signed, now=now + timedelta(days=1))
+    with pytest.raises(CredentialError) as late:
+        issue_credential(
+            pass_for_tomorrow, key, verification_method=method, now=now + timedelta(days=2)
+        )
+    assert late.value.reason == "expired"

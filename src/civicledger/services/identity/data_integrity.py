@@ -289,8 +289,11 @@ def issue_credential(
     verification_method: str,
     now: datetime,
 ) -> dict[str, Any]:
-    """Check ``credential`` is a VC 2.0 credential valid at ``now`` and secure it."""
-    check_credential(credential, now=now)
+    """Check ``credential`` is a VC 2.0 credential not yet expired at ``now`` and secure it.
+
+    Its ``validFrom`` may lie in the future (a visitor pass for tomorrow's appointment).
+    """
+    check_credential(credential, now=now, allow_not_yet_valid=True)
     if verification_method.split("#", 1)[0] != issuer_id(credential):
         raise CredentialError(
             CredentialReason.ISSUER_MISMATCH, "verification method is not controlled by the issuer"

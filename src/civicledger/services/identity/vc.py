@@ -130,8 +130,14 @@ def issuer_id(credential: Mapping[str, Any]) -> str:
     return issuer
 
 
-def check_credential(credential: object, *, now: datetime) -> None:
-    """Raise ``CredentialError`` unless ``credential`` is a VC 2.0 credential valid at ``now``."""
+def check_credential(
+    credential: object, *, now: datetime, allow_not_yet_valid: bool = False
+) -> None:
+    """Raise ``CredentialError`` unless ``credential`` is a VC 2.0 credential valid at ``now``.
+
+    ``allow_not_yet_valid`` is for issuers: a pass for tomorrow may be signed today, but no one
+    signs a credential that has already expired.
+    """
     require_aware(now)
     if not isinstance(credential, Mapping):
         raise CredentialError(CredentialReason.MALFORMED_CREDENTIAL, "a credential is an object")
@@ -154,7 +160,7 @@ def check_credential(credential: object, *, now: datetime) -> None:
         raise CredentialError(
             CredentialReason.MALFORMED_CREDENTIAL, "validUntil is before validFrom"
         )
-    if valid_from is not None and now < valid_from:
+    if valid_from is not None and now < valid_from and not allow_not_yet_valid:
         raise CredentialError(
             CredentialReason.NOT_YET_VALID, f"credential is valid from {credential['validFrom']}"
         )
