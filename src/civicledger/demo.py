@@ -30,6 +30,7 @@ from civicledger.city import (
     load_key,
 )
 from civicledger.crypto.encoding import canonical_json, sha256
+from civicledger.demo_identity import DemoIdentity, run_identity
 from civicledger.errors import NodeError, ProofError, TxRejected
 from civicledger.ledger.genesis import Genesis
 from civicledger.ledger.proofs import (
@@ -316,16 +317,22 @@ class DemoRun:
     summary: DemoSummary
     proofs: DemoProofs
     report: VerifyReport
+    identity: DemoIdentity | None = None
 
 
-def run_demo(root: Path, *, progress: Progress | None = None) -> DemoRun:
-    """Everything ``civic demo`` shows, in one call: create, run, summarise, prove, verify."""
+def run_demo(root: Path, *, progress: Progress | None = None, identity: bool = False) -> DemoRun:
+    """Everything ``civic demo`` shows, in one call: create, run, summarise, prove, verify.
+
+    ``identity``: also run the identity part (``civicledger.demo_identity``) after the scenario,
+    as ``civic demo`` does.
+    """
     layout = create_demo_city(root)
     steps = run_scenario(layout)
+    shown = run_identity(layout) if identity else None
     summary = summarize(layout)
     proofs = prove(layout, proof_target(steps).tx_id, old_height=consistency_base(steps))
     report = verify_chain(layout.data_path, progress=progress)
-    return DemoRun(layout, steps, summary, proofs, report)
+    return DemoRun(layout, steps, summary, proofs, report, shown)
 
 
 def proof_target(steps: Sequence[Step]) -> Step:

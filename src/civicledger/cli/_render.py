@@ -34,7 +34,12 @@ def fields(rows: Sequence[tuple[str, str | Text]]) -> Text:
 
 
 def status_text(status: str) -> Text:
-    style = {"ok": "bold green", "failed": "bold red", "rejected": "bold magenta"}.get(status, "")
+    style = {
+        "ok": "bold green",
+        "failed": "bold red",
+        "rejected": "bold magenta",
+        "refused": "bold yellow",  # a verifier said no, as the demo meant it to
+    }.get(status, "")
     return Text(status, style=style)
 
 

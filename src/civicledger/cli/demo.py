@@ -37,6 +37,7 @@ from civicledger.demo import (
     run_scenario,
     summarize,
 )
+from civicledger.demo_identity import DemoIdentity, run_identity
 from civicledger.node.embedded import EmbeddedNode
 from civicledger.web.site import create_site
 
@@ -87,6 +88,9 @@ def demo(
         console.print(Rule("transactions"))
         steps = run_scenario(layout)
         _print_steps(console, steps)
+
+        console.print(Rule("identity"))
+        _print_identity(console, run_identity(layout))
 
         console.print(Rule("the ledger"))
         _print_summary(console, summarize(layout))
@@ -169,6 +173,18 @@ def _print_steps(console: Console, steps: list[Step]) -> None:
     console.print(
         f"{ok} ok, {len(steps) - ok} not: a failed transaction is recorded with its reason and "
         "changes no state; a rejected one is not recorded at all"
+    )
+
+
+def _print_identity(console: Console, identity: DemoIdentity) -> None:
+    table = Table("#", "step", "outcome", "detail")
+    for number, step in enumerate(identity.steps, 1):
+        detail = step.detail if step.reason is None else f"{step.reason}: {step.detail}"
+        table.add_row(str(number), step.title, _render.status_text(step.outcome), detail)
+    console.print(table)
+    console.print(
+        f"wallets (did:key, personal data) in {identity.wallets}: off the ledger, which holds "
+        "only DID documents, issuer grants and status-list digests"
     )
 
 
