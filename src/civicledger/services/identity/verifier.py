@@ -36,7 +36,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from civicledger.crypto.encoding import canonical_json, from_b64url, parse_json
 from civicledger.crypto.keys import PublicKey
@@ -149,8 +149,19 @@ def _unverified_segment(jwt: str, what: str) -> dict[str, Any]:
     return payload
 
 
+class ChallengeBook(Protocol):
+    """Where a verifier's single-use challenges live: in memory (``MemoryChallenges``) or in a
+    store shared between processes (the CLI's file store in ``issuer.py``)."""
+
+    def new(self, now_ms: int) -> str: ...
+
+    def consume(self, challenge: object, now_ms: int) -> str:
+        """Use ``challenge`` up; raise ``ChallengeError`` if unknown, used or expired."""
+        ...
+
+
 @dataclass
-class _ChallengeBook:
+class MemoryChallenges:
     """Challenges issued (with expiry) and used (kept until well after expiry)."""
 
     ttl_ms: int
@@ -203,6 +214,7 @@ class Verifier:
         *,
         domain: str,
         challenge_ttl: timedelta = timedelta(minutes=5),
+        challenges: ChallengeBook | None = None,
     ) -> None:
         if not domain:
             raise ValueError("a verifier needs a domain")
@@ -210,7 +222,7 @@ class Verifier:
         self._query = query
         self._fetch = fetch
         self._resolver = Resolver(query)
-        self._challenges = _ChallengeBook(int(challenge_ttl.total_seconds() * 1000))
+        self._challenges = challenges or MemoryChallenges(int(challenge_ttl.total_seconds() * 1000))
 
     def new_challenge(self, now: datetime) -> str:
         """A fresh challenge for one presentation, valid for ``challenge_ttl``."""

@@ -1,0 +1,193 @@
+"""``civic identity``, in-process: an agency issues from its city directory, a wallet presents,
+a verifier on the same directory checks, the agency revokes.
+
+The group is mounted on a local root built like ``civic``'s (same ``--dir`` option and error
+handling), so these tests do not depend on ``app.py`` registering it; ``test_registered_in_civic``
+checks that it does once it is.
+"""
+
+from __future__ import annotations
+
+import json
+import stat
+from collections.abc import Mapping
+from pathlib import Path
+
+import pytest
+import typer
+from cli_helpers import Civic, assert_one_error_line
+from typer.testing import CliRunner, Result
+
+from civicledger.cli import identity as identity_cli
+from civicledger.cli import setup as setup_cli
+from civicledger.cli import wallet as wallet_cli
+from civicledger.cli.app import _CivicGroup, _global_options
+from civicledger.services.identity.wallet import Wallet
+
+DOMAIN = "https://library.testville.example"
+CLAIMS = {
+    "given_name": "Minji",
+    "family_name": "Kimura-Park",
+    "birthdate": "1990-04-17",
+    "address": "12 Maple Lane, Apt 3, Testville",
+    "district": "Riverside",
+}
+
+
+@pytest.fixture
+def civic() -> Civic:
+    root = typer.Typer(cls=_CivicGroup, pretty_exceptions_enable=False, add_completion=False)
+    root.callback()(_global_options)
+    root.command("init")(setup_cli.init)
+    root.add_typer(identity_cli.app, name="identity")
+    root.add_typer(wallet_cli.app, name="wallet")
+    runner = CliRunner()
+
+    def run(*args: str | Path, env: Mapping[str, str] | None = None) -> Result:
+        return runner.invoke(root, [str(a) for a in args], env=env)
+
+    return run
+
+
+@pytest.fixture
+def city_dir(tmp_path: Path, civic: Civic) -> Path:
+    root = tmp_path / "city"
+    result = civic("--dir", root, "init", "--city", "Testville", "--chain-id", "testville-1")
+    assert result.exit_code == 0, result.output
+    for args in (
+        ("did", "create", "--agency", "city-hall"),
+        ("grant", "--agency", "city-hall", "--type", "ResidentCard"),
+    ):
+        result = civic("--dir", root, "identity", *args)
+        assert result.exit_code == 0, result.output
+    return root
+
+
+@pytest.fixture
+def wallet_dir(tmp_path: Path, civic: Civic) -> Path:
+    path = tmp_path / "wallet"
+    result = civic("wallet", "create", "--wallet", path)
+    assert result.exit_code == 0, result.output
+    return path
+
+
+def _ok(result: Result) -> Result:
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def _present(civic: Civic, city_dir: Path, wallet_dir: Path, credential_id: str, out: Path) -> str:
+    challenge = _ok(civic("--dir", city_dir, "identity", "challenge", "--domain", DOMAIN))
+    nonce = challenge.stdout.strip()
+    _ok(
+        civic(
+            "wallet", "present", credential_id, "--challenge", nonce, "--domain", DOMAIN,
+            "--disclose", "district", "--out", out, "--wallet", wallet_dir,
+        )
+    )  # fmt: skip
+    return nonce
+
+
+def test_issue_present_verify_revoke(
+    civic: Civic, city_dir: Path, wallet_dir: Path, tmp_path: Path
+) -> None:
+    holder = Wallet.open(wallet_dir).holder
+    card = tmp_path / "card.sd-jwt"
+    issued = civic(
+        "--dir", city_dir, "identity", "issue", "ResidentCard", "--agency", "city-hall",
+        "--holder", holder, "--claims", json.dumps(CLAIMS), "--out", card,
+    )  # fmt: skip
+    _ok(issued)
+    assert "issued ResidentCard" in issued.stdout
+    assert stat.S_IMODE(card.stat().st_mode) == 0o600
+    status = city_dir / "identity" / "city-hall" / "status" / "revocation-1.json"
+    assert stat.S_IMODE(status.stat().st_mode) == 0o600
+
+    received = _ok(civic("wallet", "receive", card, "--wallet", wallet_dir))
+    credential_id = received.stdout.split()[1]
+    shown = tmp_path / "shown.txt"
+    nonce = _present(civic, city_dir, wallet_dir, credential_id, shown)
+    verified = _ok(
+        civic(
+            "--dir", city_dir, "identity", "verify", shown, "--challenge", nonce,
+            "--domain", DOMAIN,
+        )
+    )  # fmt: skip
+    (result,) = json.loads(verified.stdout)
+    assert result["type"] == "ResidentCard"
+    assert result["issuer"] == "did:civic:city-hall"
+    assert result["holder"] == holder
+    assert result["claims"] == {"district": "Riverside"}
+
+    replay = civic(
+        "--dir", city_dir, "identity", "verify", shown, "--challenge", nonce, "--domain", DOMAIN
+    )
+    assert_one_error_line(replay, "replayed_challenge")
+
+    revoked = _ok(civic("--dir", city_dir, "identity", "revoke", card, "--agency", "city-hall"))
+    assert "revoked index" in revoked.stdout
+    nonce = _present(civic, city_dir, wallet_dir, credential_id, shown)
+    refused = civic(
+        "--dir", city_dir, "identity", "verify", shown, "--challenge", nonce, "--domain", DOMAIN
+    )
+    assert_one_error_line(refused, "revoked")
+    again = civic("--dir", city_dir, "identity", "revoke", card, "--agency", "city-hall")
+    assert_one_error_line(again, "already_revoked")
+
+    published = _ok(civic("--dir", city_dir, "identity", "publish-list", "--agency", "city-hall"))
+    assert "v3" in published.stdout
+
+
+def test_issue_to_stdout_and_errors(civic: Civic, city_dir: Path, wallet_dir: Path) -> None:
+    holder = Wallet.open(wallet_dir).holder
+    base = ("--dir", city_dir, "identity")
+    printed = _ok(
+        civic(
+            *base, "issue", "ResidentCard", "--agency", "city-hall", "--holder", holder,
+            "--claims", json.dumps(CLAIMS),
+        )
+    )  # fmt: skip
+    assert printed.stdout.strip().endswith("~")
+    assert "Minji" not in printed.stdout  # disclosures are base64url, claims never in clear
+
+    bad = civic(
+        *base, "issue", "ResidentCard", "--agency", "city-hall", "--holder", holder,
+        "--claims", '{"given_name": "A"}',
+    )  # fmt: skip
+    assert_one_error_line(bad, "bad_claims")
+    not_granted = civic(
+        *base, "issue", "Qualification", "--agency", "city-hall", "--holder", holder,
+        "--claims", '{"qualification": "q", "license_number": "n"}',
+    )  # fmt: skip
+    assert_one_error_line(not_granted, "issuer_not_authorized")
+    usage = civic(
+        *base, "issue", "ResidentCard", "--agency", "city-hall", "--holder", holder,
+        "--claims", "[1]",
+    )  # fmt: skip
+    assert usage.exit_code == 2
+    assert_one_error_line(civic(*base, "did", "create", "--agency", "city-hall"), "did_exists")
+    granted = civic(*base, "grant", "--agency", "city-hall", "--type", "ResidentCard")
+    assert_one_error_line(granted, "already_granted")
+    _ok(civic(*base, "revoke-grant", "--agency", "city-hall", "--type", "ResidentCard"))
+    after = civic(
+        *base, "issue", "ResidentCard", "--agency", "city-hall", "--holder", holder,
+        "--claims", json.dumps(CLAIMS),
+    )  # fmt: skip
+    assert_one_error_line(after, "issuer_not_authorized")
+    unknown = civic(
+        *base, "verify", city_dir / "genesis.json", "--challenge", "nope", "--domain", DOMAIN
+    )
+    assert_one_error_line(unknown, "malformed_proof")
+    no_city = civic("--dir", city_dir.parent / "nowhere", "identity", "challenge", "--domain", "d")
+    assert_one_error_line(no_city, "no_city")
+
+
+def test_registered_in_civic() -> None:
+    from civicledger.cli.app import app  # noqa: PLC0415  (checked only here)
+
+    names = {group.name for group in app.registered_groups}
+    if "identity" not in names:
+        pytest.skip("civic identity is not registered in cli/app.py yet")
+    result = CliRunner().invoke(app, ["identity", "--help"])
+    assert result.exit_code == 0, result.output
+    assert "issue" in result.stdout

@@ -1,0 +1,254 @@
+"""The off-ledger issuer service end to end on a real city directory (keystore, embedded node).
+
+An agency creates its DID, root grants it types, it issues credentials with status indices from
+its own lists (kept in the city directory, 0600), revokes one (new list version anchored), and a
+verifier reading the local ledger and the directory's lists accepts, then refuses. No personal
+data reaches the ledger.
+"""
+
+from __future__ import annotations
+
+import json
+import stat
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from random import Random
+
+import pytest
+
+from civicledger.city import AgencySpec, CityDir, create_city
+from civicledger.crypto.keys import PrivateKey
+from civicledger.node.chain import Chain
+from civicledger.services.identity.data_integrity import sign_presentation
+from civicledger.services.identity.issuer import (
+    ChallengeStore,
+    IssuerError,
+    IssuerService,
+    create_did,
+    grant_issuer,
+    identity_dir,
+    revoke_issuer,
+    save_credential,
+    verify_file,
+)
+from civicledger.services.identity.issuers import IssuerNotAuthorized
+from civicledger.services.identity.sdjwt import present
+from civicledger.services.identity.status_list import StatusList
+from civicledger.services.identity.vc import VC_V2_CONTEXT
+from civicledger.services.identity.verifier import ChallengeError, VerificationError
+
+DOMAIN = "https://library.testville.example"
+HOLDER = PrivateKey.from_seed(bytes(range(1, 33)))
+RESIDENT = {
+    "given_name": "Minji",
+    "family_name": "Kimura-Park",
+    "birthdate": "1990-04-17",
+    "address": "12 Maple Lane, Apt 3, Testville",
+    "district": "Riverside",
+}
+PERSONAL = ["Minji", "Kimura-Park", "1990-04-17", "Maple Lane", "EL-2023-0042"]
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+@pytest.fixture
+def city(tmp_path: Path) -> CityDir:
+    layout = create_city(
+        tmp_path / "city",
+        city="Testville",
+        chain_id="testville-1",
+        agencies=[AgencySpec("city-hall", "City Hall"), AgencySpec("archive", "Archive")],
+    )
+    # The archive asserts with a key of its own, apart from its ledger key.
+    layout.keystore.create("archive-did")
+    create_did(layout, "city-hall")
+    create_did(layout, "archive", key_name="archive-did")
+    grant_issuer(layout, "city-hall", "ResidentCard")
+    grant_issuer(layout, "archive", "Qualification")
+    return layout
+
+
+def _latest(city: CityDir, agency: str, list_id: str) -> dict[str, object]:
+    chain = Chain(city.data_path)
+    try:
+        answer = chain.query("status_lists", "latest", {"agency": agency, "list_id": list_id})
+    finally:
+        chain.close()
+    assert isinstance(answer, dict)
+    return answer
+
+
+def _present_card(city: CityDir, card: str, disclose: list[str]) -> tuple[str, str]:
+    challenge = ChallengeStore(city).new(DOMAIN, now())
+    shown = present(
+        card, disclose=disclose, holder_key=HOLDER, audience=DOMAIN, nonce=challenge, now=now()
+    )
+    return shown, challenge
+
+
+def test_resident_card_issue_verify_revoke(city: CityDir) -> None:
+    hall = IssuerService(city, "city-hall", rng=Random(7))
+    issued = hall.issue("ResidentCard", HOLDER.public.did, RESIDENT)
+    assert isinstance(issued.credential, str)
+    record = hall.status_list()
+    assert record["allocated"][str(issued.index)]["holder"] == HOLDER.public.did
+    assert record["anchored"] is True
+    assert record["version"] == 1
+    path = identity_dir(city, "city-hall") / "status" / "revocation-1.json"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert _latest(city, "city-hall", issued.list_id)["digest"] == record["digest"]
+
+    shown, challenge = _present_card(city, issued.credential, ["age_over_19", "district"])
+    (verified,) = verify_file(city, shown, challenge=challenge, domain=DOMAIN, now=now())
+    assert verified.credential_type == "ResidentCard"
+    assert dict(verified.claims) == {"age_over_19": True, "district": "Riverside"}
+    assert verified.status is not None
+    assert verified.status.list_digest == record["digest"]
+
+    revoked = hall.revoke(issued.credential)
+    assert revoked.index == issued.index
+    assert revoked.published.version == 2
+    assert _latest(city, "city-hall", issued.list_id)["digest"] == revoked.published.digest
+    shown, challenge = _present_card(city, issued.credential, ["district"])
+    with pytest.raises(VerificationError) as caught:
+        verify_file(city, shown, challenge=challenge, domain=DOMAIN, now=now())
+    assert caught.value.reason == "revoked"
+    with pytest.raises(IssuerError) as again:
+        hall.revoke(issued.credential)
+    assert again.value.reason == "already_revoked"
+
+
+def test_qualification_with_separate_did_key_and_challenges(city: CityDir) -> None:
+    archive = IssuerService(city, "archive")
+    claims = {"qualification": "Licensed electrician", "license_number": "EL-2023-0042"}
+    first = archive.issue("Qualification", HOLDER.public.did, claims)
+    second = archive.issue("Qualification", HOLDER.public.did, claims)
+    assert first.index != second.index
+    assert isinstance(first.credential, dict)
+    assert first.credential["proof"]["verificationMethod"] == "did:civic:archive#key-1"
+
+    store = ChallengeStore(city)
+    challenge = store.new(DOMAIN, now())
+    shown = sign_presentation(
+        {
+            "@context": [VC_V2_CONTEXT],
+            "type": ["VerifiablePresentation"],
+            "holder": HOLDER.public.did,
+            "verifiableCredential": [first.credential],
+        },
+        HOLDER,
+        verification_method=f"{HOLDER.public.did}#{HOLDER.public.did[len('did:key:') :]}",
+        now=now(),
+        challenge=challenge,
+        domain=DOMAIN,
+    )
+    (verified,) = verify_file(city, shown, challenge=challenge, domain=DOMAIN, now=now())
+    assert verified.claims["licenseNumber"] == "EL-2023-0042"
+    with pytest.raises(ChallengeError) as replayed:
+        verify_file(city, shown, challenge=challenge, domain=DOMAIN, now=now())
+    assert replayed.value.reason == "replayed_challenge"
+    with pytest.raises(ChallengeError) as unknown:
+        verify_file(city, shown, challenge="not-issued", domain=DOMAIN, now=now())
+    assert unknown.value.reason == "unknown_challenge"
+    late = store.new(DOMAIN, now())
+    with pytest.raises(ChallengeError) as other_domain:
+        store.consume(late, "https://elsewhere.example", int(now().timestamp() * 1000))
+    assert other_domain.value.reason == "unknown_challenge"
+    expired = store.new(DOMAIN, now())
+    with pytest.raises(ChallengeError) as too_late:
+        store.consume(expired, DOMAIN, int((now() + timedelta(minutes=6)).timestamp() * 1000))
+    assert too_late.value.reason == "expired_challenge"
+
+    # The city hall cannot revoke the archive's credential.
+    with pytest.raises(IssuerError) as foreign:
+        IssuerService(city, "city-hall").revoke(first.credential)
+    assert foreign.value.reason == "not_our_credential"
+
+
+def test_refusals(city: CityDir, tmp_path: Path) -> None:
+    hall = IssuerService(city, "city-hall")
+    with pytest.raises(IssuerNotAuthorized):
+        hall.issue(
+            "Qualification",
+            HOLDER.public.did,
+            {"qualification": "x", "license_number": "y"},
+        )
+    with pytest.raises(IssuerError) as missing:
+        hall.issue("ResidentCard", HOLDER.public.did, {"given_name": "A"})
+    assert missing.value.reason == "bad_claims"
+    with pytest.raises(IssuerError) as unknown_type:
+        hall.issue("LibraryCard", HOLDER.public.did, {})
+    assert unknown_type.value.reason == "bad_claims"
+    with pytest.raises(IssuerError) as not_did_key:
+        hall.issue("ResidentCard", "did:civic:archive", RESIDENT)
+    assert not_did_key.value.reason == "bad_claims"
+    with pytest.raises(IssuerError) as no_did:
+        IssuerService(city, "no-such-agency").issue("ResidentCard", HOLDER.public.did, RESIDENT)
+    assert no_did.value.reason == "no_did"
+    with pytest.raises(IssuerError) as twice:
+        create_did(city, "city-hall")
+    assert twice.value.reason == "did_exists"
+
+    revoke_issuer(city, "city-hall", "ResidentCard")
+    with pytest.raises(IssuerNotAuthorized):
+        hall.issue("ResidentCard", HOLDER.public.did, RESIDENT)
+    with pytest.raises(IssuerError) as not_granted:
+        revoke_issuer(city, "city-hall", "ResidentCard")
+    assert not_granted.value.reason == "not_granted"
+
+
+def test_publish_list_and_interrupted_publication(city: CityDir) -> None:
+    hall = IssuerService(city, "city-hall")
+    issued = hall.issue("ResidentCard", HOLDER.public.did, RESIDENT)
+    published = hall.publish_list()
+    assert published.version == 2
+    # A crash after anchoring, before marking it: the next call finishes it, no new version.
+    path = identity_dir(city, "city-hall") / "status" / "revocation-1.json"
+    record = json.loads(path.read_text())
+    record["anchored"] = False
+    path.write_text(json.dumps(record))
+    hall.issue("ResidentCard", HOLDER.public.did, RESIDENT)
+    after = hall.status_list()
+    assert after["anchored"] is True
+    assert after["version"] == 2
+    assert len(after["allocated"]) == 2
+    assert _latest(city, "city-hall", issued.list_id)["version"] == 2
+    # A revocation whose anchoring failed (bit set, not anchored) is finished by revoking again.
+    record = json.loads(path.read_text())
+    bits = StatusList.decode(record["bits"], "revocation")
+    bits.set(issued.index)
+    record.update(bits=bits.encode(), anchored=False)
+    path.write_text(json.dumps(record))
+    finished = hall.revoke(issued.credential)
+    assert finished.published.version == 3
+    assert hall.status_list()["anchored"] is True
+    with pytest.raises(IssuerError) as unknown:
+        hall.publish_list("suspension-9")
+    assert unknown.value.reason == "unknown_list"
+
+
+def test_saved_credential_is_private_and_never_overwritten(city: CityDir, tmp_path: Path) -> None:
+    issued = IssuerService(city, "city-hall").issue("ResidentCard", HOLDER.public.did, RESIDENT)
+    target = tmp_path / "card.sd-jwt"
+    save_credential(target, issued.credential)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    with pytest.raises(FileExistsError):
+        save_credential(target, issued.credential)
+
+
+def test_no_personal_data_in_the_ledger(city: CityDir) -> None:
+    hall = IssuerService(city, "city-hall")
+    issued = hall.issue("ResidentCard", HOLDER.public.did, RESIDENT)
+    hall.revoke(issued.credential)
+    IssuerService(city, "archive").issue(
+        "Qualification",
+        HOLDER.public.did,
+        {"qualification": "Licensed electrician", "license_number": "EL-2023-0042"},
+    )
+    ledger = b"".join(p.read_bytes() for p in city.data_path.rglob("*") if p.is_file())
+    assert b"did:civic:city-hall" in ledger
+    for secret in PERSONAL:
+        assert secret.encode() not in ledger, secret
+    assert HOLDER.public.did.encode() not in ledger
