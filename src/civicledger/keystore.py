@@ -22,7 +22,6 @@ different input methods (composed or decomposed Hangul, say) opens the same key.
 
 from __future__ import annotations
 
-import errno
 import os
 import re
 import stat
@@ -39,7 +38,12 @@ import nacl.utils
 from civicledger.crypto.encoding import b64url, canonical_json, from_b64url, parse_json
 from civicledger.crypto.keys import SEED_SIZE, PrivateKey, PublicKey
 from civicledger.errors import EncodingError, KeystoreError
-from civicledger.files import write_new_file
+from civicledger.files import (
+    FileTooLargeError,
+    UnsafeFileError,
+    read_private_file,
+    write_new_file,
+)
 
 __all__ = ["FORMAT_VERSION", "Keystore", "KeystoreReason"]
 
@@ -219,26 +223,15 @@ class Keystore:
         path = self._key_path(name)
         self._check_directory()
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            data = read_private_file(path, _MAX_FILE_SIZE)
         except FileNotFoundError as e:
             raise _error(KeystoreReason.NOT_FOUND, f"no key named {name!r} in {self._path}") from e
+        except UnsafeFileError as e:
+            raise _error(KeystoreReason.INSECURE, f"key file {e}") from e
+        except FileTooLargeError as e:
+            raise _error(KeystoreReason.CORRUPT, f"key file {e}") from e
         except OSError as e:
-            if e.errno == errno.ELOOP:
-                raise _error(KeystoreReason.INSECURE, f"key file {path} is a symbolic link") from e
             raise _error(KeystoreReason.IO, f"cannot open key file {path}: {e}") from e
-        with os.fdopen(fd, "rb") as handle:
-            info = os.fstat(handle.fileno())
-            if not stat.S_ISREG(info.st_mode):
-                raise _error(KeystoreReason.INSECURE, f"key file {path} is not a regular file")
-            if info.st_mode & 0o077:
-                raise _error(
-                    KeystoreReason.INSECURE,
-                    f"key file {path} is accessible by group or others "
-                    f"(mode {stat.S_IMODE(info.st_mode):04o}); run chmod 600 on it",
-                )
-            data = handle.read(_MAX_FILE_SIZE + 1)
-        if len(data) > _MAX_FILE_SIZE:
-            raise _error(KeystoreReason.CORRUPT, f"key file {path} is too large")
         try:
             document = parse_json(data)
         except EncodingError as e:

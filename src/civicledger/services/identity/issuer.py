@@ -44,7 +44,7 @@ from civicledger.city import NODE_KEY, ROOT_KEY, CityDir, Signer, load_key
 from civicledger.crypto.encoding import from_b64url, parse_json
 from civicledger.crypto.keys import PrivateKey, PublicKey
 from civicledger.errors import CivicError, EncodingError, NodeError
-from civicledger.files import fsync_directory, write_new_file
+from civicledger.files import replace_private_file, write_new_file
 from civicledger.node.chain import Chain
 from civicledger.node.embedded import EmbeddedNode
 from civicledger.services.identity import credentials as cred
@@ -132,25 +132,10 @@ def identity_dir(city: CityDir, agency: str) -> Path:
 # -- files -------------------------------------------------------------------------------------
 
 
-def _write_private(path: Path, content: bytes) -> None:
-    """Replace ``path`` atomically with a 0600 file (temporary name, fsync, rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-    fsync_directory(path.parent)
-
-
 def _write_json(path: Path, value: Any) -> None:
-    _write_private(path, json.dumps(value, ensure_ascii=False, indent=2).encode("utf-8") + b"\n")
+    replace_private_file(
+        path, json.dumps(value, ensure_ascii=False, indent=2).encode("utf-8") + b"\n"
+    )
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -30,7 +30,6 @@ the verifier's job, with the trust anchors it chooses.
 from __future__ import annotations
 
 import builtins
-import errno
 import json
 import os
 import re
@@ -45,7 +44,12 @@ from typing import Any
 from civicledger.crypto.encoding import canonical_json, from_b64url, parse_json, sha256
 from civicledger.crypto.keys import PublicKey
 from civicledger.errors import CivicError, EncodingError, KeystoreError
-from civicledger.files import write_new_file
+from civicledger.files import (
+    FileTooLargeError,
+    UnsafeFileError,
+    read_private_file,
+    write_new_file,
+)
 from civicledger.keystore import Keystore, KeystoreReason
 from civicledger.services.identity import data_integrity, sdjwt
 from civicledger.services.identity.vc import (
@@ -489,28 +493,17 @@ class Wallet:
         path = self._credential_path(credential_id)
         self._credentials_dir(create=False)
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            data = read_private_file(path, _MAX_FILE_SIZE)
         except FileNotFoundError as e:
             raise _error(
                 WalletReason.UNKNOWN_CREDENTIAL, f"no credential {credential_id} in {self._path}"
             ) from e
+        except UnsafeFileError as e:
+            raise _error(WalletReason.INSECURE, str(e)) from e
+        except FileTooLargeError as e:
+            raise _error(WalletReason.CORRUPT, str(e)) from e
         except OSError as e:
-            if e.errno == errno.ELOOP:
-                raise _error(WalletReason.INSECURE, f"{path} is a symbolic link") from e
             raise _error(WalletReason.IO, f"cannot open {path}: {e}") from e
-        with os.fdopen(fd, "rb") as handle:
-            info = os.fstat(handle.fileno())
-            if not stat.S_ISREG(info.st_mode):
-                raise _error(WalletReason.INSECURE, f"{path} is not a regular file")
-            if info.st_mode & 0o077:
-                raise _error(
-                    WalletReason.INSECURE,
-                    f"{path} is accessible by group or others "
-                    f"(mode {stat.S_IMODE(info.st_mode):04o}); run chmod 600 on it",
-                )
-            data = handle.read(_MAX_FILE_SIZE + 1)
-        if len(data) > _MAX_FILE_SIZE:
-            raise _error(WalletReason.CORRUPT, f"{path} is too large")
         try:
             stored = parse_json(data)
         except EncodingError as e:
