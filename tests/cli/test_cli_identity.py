@@ -1,27 +1,19 @@
 """``civic identity``, in-process: an agency issues from its city directory, a wallet presents,
 a verifier on the same directory checks, the agency revokes.
 
-The group is mounted on a local root built like ``civic``'s (same ``--dir`` option and error
-handling), so these tests do not depend on ``app.py`` registering it; ``test_registered_in_civic``
-checks that it does once it is.
+Every command runs through the real ``civic`` app.
 """
 
 from __future__ import annotations
 
 import json
 import stat
-from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
-import typer
-from cli_helpers import Civic, assert_one_error_line
-from typer.testing import CliRunner, Result
+from cli_helpers import Civic, assert_one_error_line, new_runner
+from typer.testing import Result
 
-from civicledger.cli import identity as identity_cli
-from civicledger.cli import setup as setup_cli
-from civicledger.cli import wallet as wallet_cli
-from civicledger.cli.app import _CivicGroup, _global_options
 from civicledger.services.identity.wallet import Wallet
 
 DOMAIN = "https://library.testville.example"
@@ -36,17 +28,8 @@ CLAIMS = {
 
 @pytest.fixture
 def civic() -> Civic:
-    root = typer.Typer(cls=_CivicGroup, pretty_exceptions_enable=False, add_completion=False)
-    root.callback()(_global_options)
-    root.command("init")(setup_cli.init)
-    root.add_typer(identity_cli.app, name="identity")
-    root.add_typer(wallet_cli.app, name="wallet")
-    runner = CliRunner()
-
-    def run(*args: str | Path, env: Mapping[str, str] | None = None) -> Result:
-        return runner.invoke(root, [str(a) for a in args], env=env)
-
-    return run
+    """The real ``civic`` app, in-process."""
+    return new_runner()
 
 
 @pytest.fixture
@@ -180,14 +163,3 @@ def test_issue_to_stdout_and_errors(civic: Civic, city_dir: Path, wallet_dir: Pa
     assert_one_error_line(unknown, "malformed_proof")
     no_city = civic("--dir", city_dir.parent / "nowhere", "identity", "challenge", "--domain", "d")
     assert_one_error_line(no_city, "no_city")
-
-
-def test_registered_in_civic() -> None:
-    from civicledger.cli.app import app  # noqa: PLC0415  (checked only here)
-
-    names = {group.name for group in app.registered_groups}
-    if "identity" not in names:
-        pytest.skip("civic identity is not registered in cli/app.py yet")
-    result = CliRunner().invoke(app, ["identity", "--help"])
-    assert result.exit_code == 0, result.output
-    assert "issue" in result.stdout

@@ -1,26 +1,17 @@
-"""``civic wallet create/receive/list/present``, in-process.
-
-The group is mounted on a local root built like ``civic``'s (same error handling), so these
-tests do not depend on ``app.py`` registering it; ``test_registered_in_civic`` checks that it
-does once it is.
-"""
+"""``civic wallet create/receive/list/present``, in-process, through the real ``civic`` app."""
 
 from __future__ import annotations
 
 import json
 import os
 import stat
-from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import typer
-from cli_helpers import Civic, assert_one_error_line
-from typer.testing import CliRunner, Result
+from cli_helpers import Civic, assert_one_error_line, new_runner
+from typer.testing import Result
 
-from civicledger.cli import wallet as wallet_cli
-from civicledger.cli.app import _CivicGroup
 from civicledger.crypto.keys import PrivateKey, PublicKey
 from civicledger.services.identity import data_integrity, sdjwt
 from civicledger.services.identity.vc import VC_V2_CONTEXT
@@ -38,19 +29,8 @@ DOMAIN = "https://library.mapo.go.kr"
 
 @pytest.fixture
 def civic() -> Civic:
-    root = typer.Typer(cls=_CivicGroup, pretty_exceptions_enable=False, add_completion=False)
-
-    @root.callback()
-    def _root() -> None:
-        pass
-
-    root.add_typer(wallet_cli.app, name="wallet")
-    runner = CliRunner()
-
-    def run(*args: str | Path, env: Mapping[str, str] | None = None) -> Result:
-        return runner.invoke(root, [str(a) for a in args], env=env)
-
-    return run
+    """The real ``civic`` app, in-process."""
+    return new_runner()
 
 
 @pytest.fixture
@@ -204,14 +184,3 @@ def test_encrypted_wallet_needs_its_passphrase(tmp_path: Path, civic: Civic) -> 
     result = civic("wallet", *args, "--wallet", path, "--passphrase-env", "WALLET_PASS", env=env)
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["proof"]["challenge"] == CHALLENGE
-
-
-def test_registered_in_civic() -> None:
-    from civicledger.cli.app import app  # noqa: PLC0415  (checked only here)
-
-    names = {group.name for group in app.registered_groups}
-    if "wallet" not in names:
-        pytest.skip("civic wallet is not registered in cli/app.py yet")
-    result = CliRunner().invoke(app, ["wallet", "--help"])
-    assert result.exit_code == 0, result.output
-    assert "present" in result.stdout
