@@ -1,6 +1,6 @@
 """``civic identity``: an agency's DID, issuer grants, credentials and status lists; a verifier.
 
-The logic is in ``services.identity.issuer``; this module parses, reads the clock once per
+The logic is in ``civicledger.agency``; this module parses, reads the clock once per
 command and prints. Issuer records and status lists stay in ``DIR/identity/`` (off the ledger).
 """
 
@@ -16,7 +16,9 @@ from rich.text import Text
 
 from civicledger.cli import _render
 from civicledger.cli._common import json_object, out, passphrase_from_env, state
-from civicledger.services.identity import issuer as service
+from civicledger.agency import issuer as service
+from civicledger.agency.ledger import CityLedger
+from civicledger.agency.verifying import ChallengeStore, verify_file
 from civicledger.services.identity.wallet import load_credential
 
 app = typer.Typer(
@@ -51,7 +53,7 @@ def did_create(
 ) -> None:
     """Create did:civic:<agency> on the ledger with a keystore key as its assertion key."""
     passphrase = passphrase_from_env(passphrase_env)
-    did = service.create_did(state(ctx).city, agency, key_name=key, passphrase=passphrase)
+    did = service.create_did(CityLedger(state(ctx).city, passphrase), agency, key_name=key)
     out().print(Text.assemble(("created ", "bold green"), did))
 
 
@@ -64,7 +66,7 @@ def grant(
 ) -> None:
     """Let an agency issue a credential type (signed by the root key)."""
     passphrase = passphrase_from_env(passphrase_env)
-    service.grant_issuer(state(ctx).city, agency, credential_type, passphrase=passphrase)
+    service.grant_issuer(CityLedger(state(ctx).city, passphrase), agency, credential_type)
     out().print(Text.assemble(("granted ", "bold green"), f"{agency} may issue {credential_type}"))
 
 
@@ -77,7 +79,7 @@ def revoke_grant(
 ) -> None:
     """End an agency's right to issue a credential type (signed by the root key)."""
     passphrase = passphrase_from_env(passphrase_env)
-    service.revoke_issuer(state(ctx).city, agency, credential_type, passphrase=passphrase)
+    service.revoke_issuer(CityLedger(state(ctx).city, passphrase), agency, credential_type)
     out().print(
         Text.assemble(
             ("revoked grant ", "bold green"), f"{agency} may no longer issue {credential_type}"
@@ -101,7 +103,7 @@ def issue(
     """Issue a credential: allocate a status index, sign with the agency's DID key."""
     arguments = json_object(claims, "--claims")
     passphrase = passphrase_from_env(passphrase_env)
-    issuer = service.IssuerService(state(ctx).city, agency, passphrase=passphrase)
+    issuer = service.IssuerService(CityLedger(state(ctx).city, passphrase), agency)
     issued = issuer.issue(credential_type, holder, arguments)
     if output is None:
         typer.echo(_credential_text(issued.credential), nl=False)
@@ -124,7 +126,7 @@ def revoke(
     """Revoke a credential this agency issued: set its bit, re-sign and anchor the list."""
     credential = load_credential(file.read_bytes())
     passphrase = passphrase_from_env(passphrase_env)
-    issuer = service.IssuerService(state(ctx).city, agency, passphrase=passphrase)
+    issuer = service.IssuerService(CityLedger(state(ctx).city, passphrase), agency)
     revoked = issuer.revoke(credential)
     console = out()
     console.print(Text.assemble(("revoked ", "bold green"), f"index {revoked.index}"))
@@ -150,7 +152,7 @@ def publish_list(
 ) -> None:
     """Re-sign a status list and anchor its digest as the next version."""
     passphrase = passphrase_from_env(passphrase_env)
-    published = service.IssuerService(state(ctx).city, agency, passphrase=passphrase).publish_list(
+    published = service.IssuerService(CityLedger(state(ctx).city, passphrase), agency).publish_list(
         name
     )
     out().print(
@@ -168,7 +170,7 @@ def challenge(
 ) -> None:
     """Issue a single-use challenge for one presentation to DOMAIN (kept in DIR/identity)."""
     layout = state(ctx).city.require()
-    typer.echo(service.ChallengeStore(layout).new(domain, datetime.now(UTC)))
+    typer.echo(ChallengeStore(layout).new(domain, datetime.now(UTC)))
 
 
 @app.command("verify")
@@ -180,8 +182,8 @@ def verify(
 ) -> None:
     """Verify a presentation against the local ledger; prints the verified claims as JSON."""
     presentation = load_credential(file.read_bytes())
-    verified = service.verify_file(
-        state(ctx).city.require(),
+    verified = verify_file(
+        CityLedger(state(ctx).city.require()),
         presentation,
         challenge=challenge,
         domain=domain,

@@ -20,8 +20,7 @@ from civicledger.city import AgencySpec, CityDir, create_city
 from civicledger.crypto.keys import PrivateKey
 from civicledger.node.chain import Chain
 from civicledger.services.identity.data_integrity import sign_presentation
-from civicledger.services.identity.issuer import (
-    ChallengeStore,
+from civicledger.agency.issuer import (
     IssuerError,
     IssuerService,
     create_did,
@@ -29,8 +28,9 @@ from civicledger.services.identity.issuer import (
     identity_dir,
     revoke_issuer,
     save_credential,
-    verify_file,
 )
+from civicledger.agency.ledger import CityLedger
+from civicledger.agency.verifying import ChallengeStore, verify_file
 from civicledger.services.identity.issuers import IssuerNotAuthorized
 from civicledger.services.identity.sdjwt import present
 from civicledger.services.identity.status_list import StatusList
@@ -63,10 +63,10 @@ def city(tmp_path: Path) -> CityDir:
     )
     # The archive asserts with a key of its own, apart from its ledger key.
     layout.keystore.create("archive-did")
-    create_did(layout, "city-hall")
-    create_did(layout, "archive", key_name="archive-did")
-    grant_issuer(layout, "city-hall", "ResidentCard")
-    grant_issuer(layout, "archive", "Qualification")
+    create_did(CityLedger(layout), "city-hall")
+    create_did(CityLedger(layout), "archive", key_name="archive-did")
+    grant_issuer(CityLedger(layout), "city-hall", "ResidentCard")
+    grant_issuer(CityLedger(layout), "archive", "Qualification")
     return layout
 
 
@@ -89,7 +89,7 @@ def _present_card(city: CityDir, card: str, disclose: list[str]) -> tuple[str, s
 
 
 def test_resident_card_issue_verify_revoke(city: CityDir) -> None:
-    hall = IssuerService(city, "city-hall", rng=Random(7))
+    hall = IssuerService(CityLedger(city), "city-hall", rng=Random(7))
     issued = hall.issue("ResidentCard", HOLDER.public.did, RESIDENT)
     assert isinstance(issued.credential, str)
     record = hall.status_list()
@@ -101,7 +101,7 @@ def test_resident_card_issue_verify_revoke(city: CityDir) -> None:
     assert _latest(city, "city-hall", issued.list_id)["digest"] == record["digest"]
 
     shown, challenge = _present_card(city, issued.credential, ["age_over_19", "district"])
-    (verified,) = verify_file(city, shown, challenge=challenge, domain=DOMAIN, now=now())
+    (verified,) = verify_file(CityLedger(city), shown, challenge=challenge, domain=DOMAIN, now=now())
     assert verified.credential_type == "ResidentCard"
     assert dict(verified.claims) == {"age_over_19": True, "district": "Riverside"}
     assert verified.status is not None
@@ -113,7 +113,7 @@ def test_resident_card_issue_verify_revoke(city: CityDir) -> None:
     assert _latest(city, "city-hall", issued.list_id)["digest"] == revoked.published.digest
     shown, challenge = _present_card(city, issued.credential, ["district"])
     with pytest.raises(VerificationError) as caught:
-        verify_file(city, shown, challenge=challenge, domain=DOMAIN, now=now())
+        verify_file(CityLedger(city), shown, challenge=challenge, domain=DOMAIN, now=now())
     assert caught.value.reason == "revoked"
     with pytest.raises(IssuerError) as again:
         hall.revoke(issued.credential)
@@ -121,7 +121,7 @@ def test_resident_card_issue_verify_revoke(city: CityDir) -> None:
 
 
 def test_qualification_with_separate_did_key_and_challenges(city: CityDir) -> None:
-    archive = IssuerService(city, "archive")
+    archive = IssuerService(CityLedger(city), "archive")
     claims = {"qualification": "Licensed electrician", "license_number": "EL-2023-0042"}
     first = archive.issue("Qualification", HOLDER.public.did, claims)
     second = archive.issue("Qualification", HOLDER.public.did, claims)
@@ -144,13 +144,13 @@ def test_qualification_with_separate_did_key_and_challenges(city: CityDir) -> No
         challenge=challenge,
         domain=DOMAIN,
     )
-    (verified,) = verify_file(city, shown, challenge=challenge, domain=DOMAIN, now=now())
+    (verified,) = verify_file(CityLedger(city), shown, challenge=challenge, domain=DOMAIN, now=now())
     assert verified.claims["licenseNumber"] == "EL-2023-0042"
     with pytest.raises(ChallengeError) as replayed:
-        verify_file(city, shown, challenge=challenge, domain=DOMAIN, now=now())
+        verify_file(CityLedger(city), shown, challenge=challenge, domain=DOMAIN, now=now())
     assert replayed.value.reason == "replayed_challenge"
     with pytest.raises(ChallengeError) as unknown:
-        verify_file(city, shown, challenge="not-issued", domain=DOMAIN, now=now())
+        verify_file(CityLedger(city), shown, challenge="not-issued", domain=DOMAIN, now=now())
     assert unknown.value.reason == "unknown_challenge"
     late = store.new(DOMAIN, now())
     with pytest.raises(ChallengeError) as other_domain:
@@ -163,12 +163,12 @@ def test_qualification_with_separate_did_key_and_challenges(city: CityDir) -> No
 
     # The city hall cannot revoke the archive's credential.
     with pytest.raises(IssuerError) as foreign:
-        IssuerService(city, "city-hall").revoke(first.credential)
+        IssuerService(CityLedger(city), "city-hall").revoke(first.credential)
     assert foreign.value.reason == "not_our_credential"
 
 
 def test_refusals(city: CityDir, tmp_path: Path) -> None:
-    hall = IssuerService(city, "city-hall")
+    hall = IssuerService(CityLedger(city), "city-hall")
     with pytest.raises(IssuerNotAuthorized):
         hall.issue(
             "Qualification",
@@ -185,22 +185,22 @@ def test_refusals(city: CityDir, tmp_path: Path) -> None:
         hall.issue("ResidentCard", "did:civic:archive", RESIDENT)
     assert not_did_key.value.reason == "bad_claims"
     with pytest.raises(IssuerError) as no_did:
-        IssuerService(city, "no-such-agency").issue("ResidentCard", HOLDER.public.did, RESIDENT)
+        IssuerService(CityLedger(city), "no-such-agency").issue("ResidentCard", HOLDER.public.did, RESIDENT)
     assert no_did.value.reason == "no_did"
     with pytest.raises(IssuerError) as twice:
-        create_did(city, "city-hall")
+        create_did(CityLedger(city), "city-hall")
     assert twice.value.reason == "did_exists"
 
-    revoke_issuer(city, "city-hall", "ResidentCard")
+    revoke_issuer(CityLedger(city), "city-hall", "ResidentCard")
     with pytest.raises(IssuerNotAuthorized):
         hall.issue("ResidentCard", HOLDER.public.did, RESIDENT)
     with pytest.raises(IssuerError) as not_granted:
-        revoke_issuer(city, "city-hall", "ResidentCard")
+        revoke_issuer(CityLedger(city), "city-hall", "ResidentCard")
     assert not_granted.value.reason == "not_granted"
 
 
 def test_publish_list_and_interrupted_publication(city: CityDir) -> None:
-    hall = IssuerService(city, "city-hall")
+    hall = IssuerService(CityLedger(city), "city-hall")
     issued = hall.issue("ResidentCard", HOLDER.public.did, RESIDENT)
     published = hall.publish_list()
     assert published.version == 2
@@ -230,7 +230,7 @@ def test_publish_list_and_interrupted_publication(city: CityDir) -> None:
 
 
 def test_saved_credential_is_private_and_never_overwritten(city: CityDir, tmp_path: Path) -> None:
-    issued = IssuerService(city, "city-hall").issue("ResidentCard", HOLDER.public.did, RESIDENT)
+    issued = IssuerService(CityLedger(city), "city-hall").issue("ResidentCard", HOLDER.public.did, RESIDENT)
     target = tmp_path / "card.sd-jwt"
     save_credential(target, issued.credential)
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
@@ -239,10 +239,10 @@ def test_saved_credential_is_private_and_never_overwritten(city: CityDir, tmp_pa
 
 
 def test_no_personal_data_in_the_ledger(city: CityDir) -> None:
-    hall = IssuerService(city, "city-hall")
+    hall = IssuerService(CityLedger(city), "city-hall")
     issued = hall.issue("ResidentCard", HOLDER.public.did, RESIDENT)
     hall.revoke(issued.credential)
-    IssuerService(city, "archive").issue(
+    IssuerService(CityLedger(city), "archive").issue(
         "Qualification",
         HOLDER.public.did,
         {"qualification": "Licensed electrician", "license_number": "EL-2023-0042"},

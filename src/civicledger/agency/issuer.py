@@ -5,8 +5,6 @@ Everything an issuing agency keeps lives in the city directory, never on the led
     <city>/identity/<agency>/issuer.json          which keystore key signs credentials
     <city>/identity/<agency>/status/<list>.json   a status list: bits, allocated indices (with
                                                    who got them), the signed list credential
-    <city>/identity/_verifier/challenges/         challenges a CLI verifier issued (one file
-                                                   each; consumed by renaming, so single use)
 
 Files are 0600 and replaced atomically. The ledger sees the agency's DID document, its issuer
 grants and the digest of every version of its status lists (``status_lists.anchor``), never a
@@ -28,10 +26,8 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
-import secrets
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -40,13 +36,12 @@ from pathlib import Path
 from random import Random
 from typing import Any
 
-from civicledger.city import NODE_KEY, ROOT_KEY, CityDir, Signer, load_key
+from civicledger.agency.ledger import AgencyLedger, TxFailed
+from civicledger.city import ROOT_KEY, CityDir
 from civicledger.crypto.encoding import from_b64url, parse_json
 from civicledger.crypto.keys import PrivateKey, PublicKey
-from civicledger.errors import CivicError, EncodingError, NodeError
+from civicledger.errors import CivicError, EncodingError
 from civicledger.files import replace_private_file, write_new_file
-from civicledger.node.chain import Chain
-from civicledger.node.embedded import EmbeddedNode
 from civicledger.services.identity import credentials as cred
 from civicledger.services.identity.data_integrity import issue_credential
 from civicledger.services.identity.did_registry import DID_CONTRACT, civic_did
@@ -63,37 +58,27 @@ from civicledger.services.identity.status_list import (
 )
 from civicledger.services.identity.status_registry import CONTRACT_NAME as STATUS_CONTRACT
 from civicledger.services.identity.vc import CredentialError, parse_datetime
-from civicledger.services.identity.verifier import (
-    ChallengeError,
-    VerifiedCredential,
-    Verifier,
-)
 
 __all__ = [
     "DEFAULT_LIST",
-    "ChallengeStore",
     "IssuedCredential",
     "IssuerError",
     "IssuerService",
     "PublishedList",
     "Revocation",
-    "StatusListSource",
     "create_did",
     "grant_issuer",
     "identity_dir",
+    "read_json",
     "revoke_issuer",
     "save_credential",
-    "verify_file",
 ]
 
 FORMAT_VERSION = 1
 DEFAULT_LIST = "revocation-1"
 """The list new credentials get an index in (one revocation list per agency for now)."""
-_RECEIPT_TIMEOUT_S = 60.0
 _MAX_CLOCK_WAIT_S = 5.0
-_IDENTITY = "identity"
-_VERIFIER = "_verifier"
-"""Not an agency id (those never contain ``_``)."""
+IDENTITY_DIR = "identity"
 _VALIDITY: Mapping[str, timedelta] = {
     cred.RESIDENT_CARD.name: timedelta(days=365),
     cred.FAMILY_LOVE_CARD.name: timedelta(days=365),
@@ -126,7 +111,7 @@ class IssuerError(CivicError):
 def identity_dir(city: CityDir, agency: str) -> Path:
     """``<city>/identity/<agency>``: the agency's off-ledger issuer records."""
     civic_did(agency)  # refuses a malformed agency id (no path tricks)
-    return city.root / _IDENTITY / agency
+    return city.root / IDENTITY_DIR / agency
 
 
 # -- files -------------------------------------------------------------------------------------
@@ -138,7 +123,7 @@ def _write_json(path: Path, value: Any) -> None:
     )
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def read_json(path: Path) -> dict[str, Any]:
     try:
         value = json.loads(path.read_bytes())
     except ValueError as e:
@@ -173,73 +158,41 @@ def save_credential(path: Path, credential: Mapping[str, Any] | str) -> None:
 
 
 def _send(
-    city: CityDir,
-    signer_name: str,
-    contract: str,
-    method: str,
-    args: dict[str, Any],
-    passphrase: str | None,
+    ledger: AgencyLedger, signer: str, contract: str, method: str, args: dict[str, Any]
 ) -> Any:
-    """Sign with keystore key ``signer_name``, commit on the embedded node, return the result."""
-    layout = city.require()
-    key = load_key(layout.keystore, signer_name, passphrase)
-    node_key = load_key(layout.keystore, NODE_KEY, passphrase)
-    with EmbeddedNode(layout.data_path, node_key) as node:
-        tx = Signer(signer_name, key, node.chain).sign(contract, method, args)
-        try:
-            receipt = node.submit(tx, timeout=_RECEIPT_TIMEOUT_S)
-        except TimeoutError as e:
-            raise NodeError(f"no receipt for {tx.tx_id_hex} within {_RECEIPT_TIMEOUT_S:g} s") from e
-    if not receipt.ok:
-        raise IssuerError(
-            receipt.message or f"{contract}.{method} failed", reason=receipt.reason or "failed"
-        )
-    return receipt.result
-
-
-@contextlib.contextmanager
-def _chain(city: CityDir) -> Iterator[Chain]:
-    chain = Chain(city.require().data_path)
+    """Commit through ``ledger``; a refused or failed transaction is an ``IssuerError``."""
     try:
-        yield chain
-    finally:
-        chain.close()
+        return ledger.send(signer, contract, method, args)
+    except TxFailed as e:
+        raise IssuerError(e.message, reason=e.reason) from e
 
 
-def create_did(
-    city: CityDir, agency: str, *, key_name: str | None = None, passphrase: str | None = None
-) -> str:
+def create_did(ledger: AgencyLedger, agency: str, *, key_name: str | None = None) -> str:
     """Create ``did:civic:<agency>`` whose assertion key is keystore key ``key_name``.
 
     ``key_name`` defaults to the agency's own key (named by its id); the transaction is signed
     by the agency's key. Records the signing key in ``issuer.json``. Returns the DID.
     """
     name = key_name or agency
-    directory = identity_dir(city, agency)
-    public = load_key(city.require().keystore, name, passphrase).public
-    _send(
-        city, agency, DID_CONTRACT, "create", {"agency": agency, "keys": [public.did]}, passphrase
-    )
+    directory = identity_dir(ledger.city, agency)
+    public = ledger.key(name).public
+    _send(ledger, agency, DID_CONTRACT, "create", {"agency": agency, "keys": [public.did]})
     with _locked(directory):
         _write_json(directory / "issuer.json", {"format": FORMAT_VERSION, "key": name})
     return civic_did(agency)
 
 
-def grant_issuer(
-    city: CityDir, agency: str, credential_type: str, *, passphrase: str | None = None
-) -> dict[str, Any]:
+def grant_issuer(ledger: AgencyLedger, agency: str, credential_type: str) -> dict[str, Any]:
     """Root lets ``agency`` issue ``credential_type`` (``issuers.grant``)."""
     args = {"agency": agency, "credential_type": credential_type}
-    result: dict[str, Any] = _send(city, ROOT_KEY, ISSUERS_CONTRACT, "grant", args, passphrase)
+    result: dict[str, Any] = _send(ledger, ROOT_KEY, ISSUERS_CONTRACT, "grant", args)
     return result
 
 
-def revoke_issuer(
-    city: CityDir, agency: str, credential_type: str, *, passphrase: str | None = None
-) -> dict[str, Any]:
+def revoke_issuer(ledger: AgencyLedger, agency: str, credential_type: str) -> dict[str, Any]:
     """Root ends ``agency``'s right to issue ``credential_type`` (``issuers.revoke``)."""
     args = {"agency": agency, "credential_type": credential_type}
-    result: dict[str, Any] = _send(city, ROOT_KEY, ISSUERS_CONTRACT, "revoke", args, passphrase)
+    result: dict[str, Any] = _send(ledger, ROOT_KEY, ISSUERS_CONTRACT, "revoke", args)
     return result
 
 
@@ -308,19 +261,18 @@ class IssuerService:
 
     def __init__(
         self,
-        city_dir: Path | CityDir,
+        ledger: AgencyLedger,
         agency: str,
         *,
-        passphrase: str | None = None,
         list_base_url: str | None = None,
         clock: Callable[[], datetime] | None = None,
         rng: Random | None = None,
     ) -> None:
-        self.city = city_dir if isinstance(city_dir, CityDir) else CityDir(Path(city_dir))
+        self.ledger = ledger
+        self.city = ledger.city
         self.agency = agency
         self.did = civic_did(agency)
         self.directory = identity_dir(self.city, agency)
-        self._passphrase = passphrase
         self._list_base_url = list_base_url
         self._clock = clock or (lambda: datetime.now(UTC))
         self._rng = rng
@@ -399,14 +351,14 @@ class IssuerService:
                 raise IssuerError(
                     f"{self.agency} has no status list {name!r}", reason="unknown_list"
                 )
-            return self._publish(_read_json(path), key, method)
+            return self._publish(read_json(path), key, method)
 
     def status_list(self, name: str = DEFAULT_LIST) -> dict[str, Any]:
         """The stored record of list ``name`` (off-ledger; includes allocated indices)."""
         path = self._list_path(name)
         if not path.is_file():
             raise IssuerError(f"{self.agency} has no status list {name!r}", reason="unknown_list")
-        return _read_json(path)
+        return read_json(path)
 
     # -- keys and time -------------------------------------------------------------------------
 
@@ -415,17 +367,16 @@ class IssuerService:
         config_path = self.directory / "issuer.json"
         name = self.agency
         if config_path.is_file():
-            name = str(_read_json(config_path).get("key", name))
-        with _chain(self.city) as chain:
-            try:
-                document = Resolver(chain.query).resolve(self.did)["didDocument"]
-            except CivicError as e:
-                raise IssuerError(
-                    f"{self.did} cannot be resolved ({e.message}); create it with "
-                    "`civic identity did create`",
-                    reason="no_did",
-                ) from e
-        key = load_key(self.city.require().keystore, name, self._passphrase)
+            name = str(read_json(config_path).get("key", name))
+        try:
+            document = Resolver(self.ledger.query).resolve(self.did)["didDocument"]
+        except CivicError as e:
+            raise IssuerError(
+                f"{self.did} cannot be resolved ({e.message}); create it with "
+                "`civic identity did create`",
+                reason="no_did",
+            ) from e
+        key = self.ledger.key(name)
         multibase = key.public.did[len("did:key:") :]
         for entry in document.get("verificationMethod", []):
             if entry.get("publicKeyMultibase") == multibase and entry.get("id") in document.get(
@@ -438,8 +389,7 @@ class IssuerService:
 
     def _issuance_time(self) -> datetime:
         """Now, in a whole second not before the head block (waiting out the same second)."""
-        with _chain(self.city) as chain:
-            head_ms = chain.head.header.time_ms
+        head_ms = self.ledger.head_time_ms()
         for _attempt in range(2):
             now = self._clock()
             whole_ms = int(now.timestamp()) * 1000
@@ -457,9 +407,8 @@ class IssuerService:
     def _preflight(self, credential_type: str, method: str, now: datetime) -> None:
         """Refuse to sign what no verifier would accept: no grant, or a key not valid now."""
         at_ms = int(now.timestamp()) * 1000
-        with _chain(self.city) as chain:
-            check_issuer(chain.query, self.did, credential_type, at_ms)
-            Resolver(chain.query).verification_key(method, at_ms)
+        check_issuer(self.ledger.query, self.did, credential_type, at_ms)
+        Resolver(self.ledger.query).verification_key(method, at_ms)
 
     # -- claims --------------------------------------------------------------------------------
 
@@ -585,7 +534,7 @@ class IssuerService:
     def _load_or_create_list(self, name: str, key: PrivateKey, method: str) -> dict[str, Any]:
         path = self._list_path(name)
         if path.is_file():
-            state = _read_json(path)
+            state = read_json(path)
             if not state.get("anchored"):
                 self._publish(state, key, method)
             return state
@@ -611,7 +560,7 @@ class IssuerService:
     def _find_list(self, list_id: str) -> dict[str, Any]:
         status_dir = self.directory / "status"
         for path in sorted(status_dir.glob("*.json")) if status_dir.is_dir() else []:
-            state = _read_json(path)
+            state = read_json(path)
             if state.get("id") == list_id:
                 return state
         raise IssuerError(f"{self.agency} keeps no status list {list_id}", reason="not_issued_here")
@@ -621,10 +570,9 @@ class IssuerService:
 
     def _publish(self, state: dict[str, Any], key: PrivateKey, method: str) -> PublishedList:
         """Sign the list as it is now and anchor it as the next version on the ledger."""
-        with _chain(self.city) as chain:
-            latest = chain.query(
-                STATUS_CONTRACT, "latest", {"agency": self.agency, "list_id": state["id"]}
-            )
+        latest = self.ledger.query(
+            STATUS_CONTRACT, "latest", {"agency": self.agency, "list_id": state["id"]}
+        )
         latest_version = int(latest["version"]) if isinstance(latest, dict) else 0
         credential = state.get("credential")
         if (
@@ -658,7 +606,7 @@ class IssuerService:
             "digest": digest,
             "version": version,
         }
-        _send(self.city, self.agency, STATUS_CONTRACT, "anchor", args, self._passphrase)
+        _send(self.ledger, self.agency, STATUS_CONTRACT, "anchor", args)
         state["anchored"] = True
         self._save_list(state)
         return PublishedList(state["id"], version, digest)
@@ -673,109 +621,3 @@ def _jwt_payload(sd_jwt: str) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise IssuerError("not an SD-JWT credential", reason="not_issued_here")
     return payload
-
-
-# -- verifying from the city directory ---------------------------------------------------------
-
-
-class StatusListSource:
-    """``fetch(url)`` for a ``Verifier``: list credentials kept in the city directory."""
-
-    def __init__(self, city: CityDir) -> None:
-        self.root = city.root / _IDENTITY
-
-    def __call__(self, url: str) -> Any:
-        for path in sorted(self.root.glob("*/status/*.json")):
-            state = _read_json(path)
-            if state.get("id") == url and state.get("credential") is not None:
-                return state["credential"]
-        raise IssuerError(f"no status list {url} in this city directory", reason="unknown_list")
-
-
-class ChallengeStore:
-    """Single-use challenges in files, so one process issues and another verifies.
-
-    A challenge is consumed by renaming its file, which only one process can do; the used file
-    stays so a replay reads as one.
-    """
-
-    def __init__(self, city: CityDir, ttl: timedelta = timedelta(minutes=5)) -> None:
-        self.directory = city.root / _IDENTITY / _VERIFIER / "challenges"
-        self.ttl_ms = int(ttl.total_seconds() * 1000)
-
-    def _path(self, challenge: str, suffix: str) -> Path:
-        return self.directory / (hashlib.sha256(challenge.encode()).hexdigest() + suffix)
-
-    def new(self, domain: str, now: datetime) -> str:
-        challenge = secrets.token_urlsafe(24)
-        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        record = {"domain": domain, "expires_ms": int(now.timestamp() * 1000) + self.ttl_ms}
-        write_new_file(self.directory, self._path(challenge, ".json"), json.dumps(record).encode())
-        return challenge
-
-    def consume(self, challenge: object, domain: str, now_ms: int) -> str:
-        if not isinstance(challenge, str) or not challenge:
-            raise ChallengeError(
-                "the presentation carries no challenge", reason="unknown_challenge"
-            )
-        fresh, used = self._path(challenge, ".json"), self._path(challenge, ".used")
-        try:
-            os.rename(fresh, used)
-        except FileNotFoundError:
-            if used.exists():
-                raise ChallengeError(
-                    "this challenge was already used", reason="replayed_challenge"
-                ) from None
-            raise ChallengeError(
-                "this verifier did not issue that challenge", reason="unknown_challenge"
-            ) from None
-        record = _read_json(used)
-        if record.get("domain") != domain:
-            raise ChallengeError(
-                "the challenge was issued for another domain", reason="unknown_challenge"
-            )
-        if now_ms > int(record.get("expires_ms", 0)):
-            raise ChallengeError("the challenge has expired", reason="expired_challenge")
-        return challenge
-
-
-class _StoredChallenges:
-    """A ``ChallengeBook`` over a ``ChallengeStore``: the CLI issues a challenge in one process
-    and verifies the answer in another; only the one challenge given may be answered."""
-
-    def __init__(self, store: ChallengeStore, domain: str, expected: str) -> None:
-        self.store, self.domain, self.expected = store, domain, expected
-
-    def new(self, now_ms: int) -> str:
-        return self.store.new(self.domain, datetime.fromtimestamp(now_ms / 1000, UTC))
-
-    def consume(self, challenge: object, now_ms: int) -> str:
-        if challenge != self.expected:
-            raise ChallengeError(
-                "the presentation answers another challenge", reason="unknown_challenge"
-            )
-        return self.store.consume(challenge, self.domain, now_ms)
-
-
-def verify_file(
-    city: CityDir,
-    presentation: Mapping[str, Any] | str,
-    *,
-    challenge: str,
-    domain: str,
-    now: datetime,
-) -> tuple[VerifiedCredential, ...]:
-    """Verify a presentation against the local ledger and the city directory's status lists.
-
-    ``challenge`` must be one ``ChallengeStore.new`` issued for ``domain``; it is used up.
-    """
-    with _chain(city) as chain:
-        verifier = Verifier(
-            chain.query,
-            StatusListSource(city),
-            domain=domain,
-            challenges=_StoredChallenges(ChallengeStore(city), domain, challenge),
-        )
-        if isinstance(presentation, str):
-            return (verifier.verify_sd_jwt(presentation, now=now),)
-        return verifier.verify_presentation(presentation, now=now)
