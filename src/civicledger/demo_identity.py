@@ -35,7 +35,6 @@ from civicledger.services.identity.credentials import (
     FAMILY_LOVE_CARD,
     RESIDENT_CARD,
     family_love_card_claims,
-    from_qr_payload,
     qualification_credential,
     resident_card_claims,
     to_qr_payload,
@@ -43,6 +42,7 @@ from civicledger.services.identity.credentials import (
 )
 from civicledger.services.identity.data_integrity import issue_credential
 from civicledger.services.identity.did_registry import civic_did
+from civicledger.services.identity.gate import Gate
 from civicledger.services.identity.sdjwt import issue_sd_jwt_vc
 from civicledger.services.identity.status_list import (
     IndexAllocator,
@@ -119,7 +119,8 @@ _LIBRARY = "https://library.demo-seoul.example"
 _MAPO = "https://mapo-gu.demo-seoul.example"
 _MUSEUM = "https://museum.demo-seoul.example"
 _HALL_DESK = "https://city-hall.demo-seoul.example"
-_GATE = "https://gate.n-seoul-tower.demo-seoul.example"
+_GATE = "https://gate.city-hall.demo-seoul.example"
+_GATE_SITE = "main-gate"
 
 
 @dataclass(frozen=True)
@@ -223,6 +224,13 @@ class _Flow:
         """Wallet name -> the id of its resident card."""
         self.card_index: dict[str, int] = {}
         """Wallet name -> its resident card's index in city hall's revocation list."""
+        self.gate = Gate(
+            layout.root / "gates" / f"{_HALL}-{_GATE_SITE}",
+            agency=_HALL,
+            site=_GATE_SITE,
+            domain=_GATE,
+        )
+        """City hall's offline gate; its queue lives next to the wallets, off the ledger."""
 
     # -- time and the ledger --------------------------------------------------------------------
 
@@ -299,8 +307,8 @@ class _Flow:
                 (
                     f"root lets {agency} issue {kind}",
                     self.root,
-                    "issuers",
-                    "grant",
+                    "governance",
+                    "grant_issuer",
                     {"agency": agency, "credential_type": kind},
                 )
                 for agency, kind in _GRANTS
@@ -349,9 +357,23 @@ class _Flow:
         )
         self.check(
             "city hall checks jihoon's card and issues his visitor a VisitorPass; "
-            "the gate checks its QR code",
+            "the gate syncs, goes offline and checks its QR code",
             lambda: self._visitor_pass(jihoon, now),
         )
+        pending = self.gate.pending()
+        self.send(
+            [
+                (
+                    f"city hall's {_GATE_SITE}, back online, uploads {len(pending)} check-in "
+                    "(a pseudonym, no personal data)",
+                    hall.signer,
+                    "visits",
+                    "check_in_batch",
+                    self.gate.batch_args(pending),
+                )
+            ]
+        )
+        self.gate.mark_uploaded(pending)
         # jihoon moves away: city hall revokes his resident card.
         hall.list.set(self.card_index[jihoon.name])
         self.send(
@@ -507,12 +529,52 @@ class _Flow:
             now=at,
         )
         stored = visitor.receive(issued, now=at)
-        gate = self.verifier(_GATE)
-        qr = to_qr_payload(self._present(_VISITOR, stored.id, gate, at, 60 * 60))
-        (verified,) = gate.verify_presentation(
-            from_qr_payload(qr), now=at + timedelta(hours=1), expected_type="VisitorPass"
+        # Online, the gate syncs the day's passes; then the link is cut, and any ledger
+        # question the offline check asked would fail it.
+        link = _Link(self.node.chain.query, self.fetch)
+        synced = self.gate.sync(link.query, link.fetch, [issued], now=at)
+        link.up = False
+        checked_at = at + timedelta(minutes=1)
+        shown_pass = visitor.present(
+            stored.id,
+            challenge=self.gate.new_challenge(checked_at),
+            domain=self.gate.domain,
+            now=checked_at,
         )
-        return f"QR payload of {len(qr)} characters; pass for {verified.claims['district']}"
+        if not isinstance(shown_pass, dict):
+            raise CivicError("a visitor pass is presented as JSON", reason="malformed_credential")
+        qr = to_qr_payload(shown_pass)
+        admitted = self.gate.check(qr, now=checked_at)
+        return (
+            f"QR payload of {len(qr)} characters; pass for "
+            f"{admitted.credential.claims['district']}; checked offline against a snapshot of "
+            f"{len(synced.ready)} pass(es), {link.calls_offline} ledger calls; check-in queued"
+        )
+
+
+class _Link:
+    """The gate's network link: ``up`` while syncing; once down, a call fails and is counted."""
+
+    def __init__(
+        self, query: Callable[[str, str, dict[str, Any]], Any], fetch: Callable[[str], Any]
+    ) -> None:
+        self._query, self._fetch = query, fetch
+        self.up = True
+        self.calls_offline = 0
+
+    def _offline(self) -> CivicError:
+        self.calls_offline += 1
+        return CivicError("the gate is offline", reason="gate_offline")
+
+    def query(self, contract: str, method: str, args: dict[str, Any]) -> Any:
+        if not self.up:
+            raise self._offline()
+        return self._query(contract, method, args)
+
+    def fetch(self, url: str) -> Any:
+        if not self.up:
+            raise self._offline()
+        return self._fetch(url)
 
 
 def _claims(verified: Any) -> str:

@@ -14,6 +14,9 @@ import pytest
 from cli_helpers import Civic, assert_one_error_line, new_runner
 from typer.testing import Result
 
+from civicledger.agency.tokens import TokenError, authenticate, list_tokens
+from civicledger.city import CityDir
+from civicledger.services.identity.qr_image import decode_qr_image
 from civicledger.services.identity.wallet import Wallet
 
 DOMAIN = "https://library.testville.example"
@@ -163,3 +166,59 @@ def test_issue_to_stdout_and_errors(civic: Civic, city_dir: Path, wallet_dir: Pa
     assert_one_error_line(unknown, "malformed_proof")
     no_city = civic("--dir", city_dir.parent / "nowhere", "identity", "challenge", "--domain", "d")
     assert_one_error_line(no_city, "no_city")
+
+
+def test_desk_tokens_are_shown_once_listed_without_secret_and_revocable(
+    civic: Civic, city_dir: Path
+) -> None:
+    base = ("--dir", city_dir, "identity", "token")
+    created = _ok(civic(*base, "create", "--agency", "city-hall", "--label", "front desk"))
+    token = created.stdout.strip().splitlines()[-1]
+    layout = CityDir(city_dir)
+    assert authenticate(layout, token) == "city-hall"
+    stored = (city_dir / "identity" / "city-hall" / "tokens.json").read_text()
+    assert token not in stored  # only its digest is kept
+    assert stat.S_IMODE((city_dir / "identity" / "city-hall" / "tokens.json").stat().st_mode) == (
+        0o600
+    )
+    listed = _ok(civic(*base, "list", "--agency", "city-hall"))
+    assert "front desk" in listed.stdout
+    assert token not in listed.stdout
+    (token_id,) = [t.id for t in list_tokens(layout, "city-hall")]
+    _ok(civic(*base, "revoke", token_id, "--agency", "city-hall"))
+    with pytest.raises(TokenError):
+        authenticate(layout, token)
+    assert_one_error_line(
+        civic(*base, "revoke", token_id, "--agency", "city-hall"), "bad_token_request"
+    )
+    assert_one_error_line(
+        civic(*base, "create", "--agency", "city-hall", "--label", " "), "bad_token_request"
+    )
+
+
+def test_present_writes_a_qr_code_that_decodes_to_the_presentation(
+    civic: Civic, city_dir: Path, wallet_dir: Path, tmp_path: Path
+) -> None:
+    holder = Wallet.open(wallet_dir).holder
+    card = tmp_path / "card.sd-jwt"
+    _ok(
+        civic(
+            "--dir", city_dir, "identity", "issue", "ResidentCard", "--agency", "city-hall",
+            "--holder", holder, "--claims", json.dumps(CLAIMS), "--out", card,
+        )
+    )  # fmt: skip
+    credential_id = _ok(civic("wallet", "receive", card, "--wallet", wallet_dir)).stdout.split()[1]
+    nonce = _ok(civic("--dir", city_dir, "identity", "challenge", "--domain", DOMAIN)).stdout
+    shown, image = tmp_path / "shown.txt", tmp_path / "shown.png"
+    _ok(
+        civic(
+            "wallet", "present", credential_id, "--challenge", nonce.strip(), "--domain", DOMAIN,
+            "--disclose", "district", "--out", shown, "--qr", image, "--wallet", wallet_dir,
+        )
+    )  # fmt: skip
+    assert decode_qr_image(image.read_bytes()) == shown.read_text().strip()
+    again = civic(
+        "wallet", "present", credential_id, "--challenge", "x", "--domain", DOMAIN,
+        "--qr", image, "--wallet", wallet_dir,
+    )  # fmt: skip
+    assert again.exit_code != 0  # never overwrites an existing image

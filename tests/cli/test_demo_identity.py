@@ -35,7 +35,12 @@ EXPECTED = [
     ("city hall issues seoyeon a FamilyLoveCard; a museum verifies it", "ok", None),
     (
         "city hall checks jihoon's card and issues his visitor a VisitorPass; "
-        "the gate checks its QR code",
+        "the gate syncs, goes offline and checks its QR code",
+        "ok",
+        None,
+    ),
+    (
+        "city hall's main-gate, back online, uploads 1 check-in (a pseudonym, no personal data)",
         "ok",
         None,
     ),
@@ -59,6 +64,8 @@ def test_identity_steps(demo: tuple[CityDir, DemoIdentity]) -> None:
     assert "issued by did:civic:gangnam-gu" in details[EXPECTED[13][0]]
     assert details[EXPECTED[14][0]] == "children_count=3, youngest_under_19=True"
     assert "pass for 마포구 Mapo-gu" in details[EXPECTED[15][0]]
+    assert "0 ledger calls; check-in queued" in details[EXPECTED[15][0]]
+    assert details[EXPECTED[16][0]] == "visits.checked_in"
     assert all(s.height is not None for s in identity.steps if s.tx_id is not None)
     assert identity.issuers == {
         "city-hall": "did:civic:city-hall",
@@ -213,6 +220,6 @@ def test_run_demo_with_identity_counts_its_transactions(tmp_path: Path) -> None:
     run = run_demo(tmp_path / "seoul", identity=True)
     assert run.identity is not None
     on_ledger = [s for s in run.identity.steps if s.tx_id is not None]
-    assert len(on_ledger) == 9
+    assert len(on_ledger) == 10
     assert run.summary.transactions == len(run.steps) - 1 + len(on_ledger)
     assert run.report.transactions == run.summary.transactions

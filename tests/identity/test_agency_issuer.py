@@ -16,10 +16,6 @@ from random import Random
 
 import pytest
 
-from civicledger.city import AgencySpec, CityDir, create_city
-from civicledger.crypto.keys import PrivateKey
-from civicledger.node.chain import Chain
-from civicledger.services.identity.data_integrity import sign_presentation
 from civicledger.agency.issuer import (
     IssuerError,
     IssuerService,
@@ -31,6 +27,10 @@ from civicledger.agency.issuer import (
 )
 from civicledger.agency.ledger import CityLedger
 from civicledger.agency.verifying import ChallengeStore, verify_file
+from civicledger.city import AgencySpec, CityDir, create_city
+from civicledger.crypto.keys import PrivateKey
+from civicledger.node.chain import Chain
+from civicledger.services.identity.data_integrity import sign_presentation
 from civicledger.services.identity.issuers import IssuerNotAuthorized
 from civicledger.services.identity.sdjwt import present
 from civicledger.services.identity.status_list import StatusList
@@ -101,7 +101,9 @@ def test_resident_card_issue_verify_revoke(city: CityDir) -> None:
     assert _latest(city, "city-hall", issued.list_id)["digest"] == record["digest"]
 
     shown, challenge = _present_card(city, issued.credential, ["age_over_19", "district"])
-    (verified,) = verify_file(CityLedger(city), shown, challenge=challenge, domain=DOMAIN, now=now())
+    (verified,) = verify_file(
+        CityLedger(city), shown, challenge=challenge, domain=DOMAIN, now=now()
+    )
     assert verified.credential_type == "ResidentCard"
     assert dict(verified.claims) == {"age_over_19": True, "district": "Riverside"}
     assert verified.status is not None
@@ -144,7 +146,9 @@ def test_qualification_with_separate_did_key_and_challenges(city: CityDir) -> No
         challenge=challenge,
         domain=DOMAIN,
     )
-    (verified,) = verify_file(CityLedger(city), shown, challenge=challenge, domain=DOMAIN, now=now())
+    (verified,) = verify_file(
+        CityLedger(city), shown, challenge=challenge, domain=DOMAIN, now=now()
+    )
     assert verified.claims["licenseNumber"] == "EL-2023-0042"
     with pytest.raises(ChallengeError) as replayed:
         verify_file(CityLedger(city), shown, challenge=challenge, domain=DOMAIN, now=now())
@@ -185,7 +189,9 @@ def test_refusals(city: CityDir, tmp_path: Path) -> None:
         hall.issue("ResidentCard", "did:civic:archive", RESIDENT)
     assert not_did_key.value.reason == "bad_claims"
     with pytest.raises(IssuerError) as no_did:
-        IssuerService(CityLedger(city), "no-such-agency").issue("ResidentCard", HOLDER.public.did, RESIDENT)
+        IssuerService(CityLedger(city), "no-such-agency").issue(
+            "ResidentCard", HOLDER.public.did, RESIDENT
+        )
     assert no_did.value.reason == "no_did"
     with pytest.raises(IssuerError) as twice:
         create_did(CityLedger(city), "city-hall")
@@ -230,7 +236,9 @@ def test_publish_list_and_interrupted_publication(city: CityDir) -> None:
 
 
 def test_saved_credential_is_private_and_never_overwritten(city: CityDir, tmp_path: Path) -> None:
-    issued = IssuerService(CityLedger(city), "city-hall").issue("ResidentCard", HOLDER.public.did, RESIDENT)
+    issued = IssuerService(CityLedger(city), "city-hall").issue(
+        "ResidentCard", HOLDER.public.did, RESIDENT
+    )
     target = tmp_path / "card.sd-jwt"
     save_credential(target, issued.credential)
     assert stat.S_IMODE(target.stat().st_mode) == 0o600

@@ -15,7 +15,6 @@ from civicledger.errors import RejectReason, TxRejected
 from civicledger.ledger.receipt import Receipt
 from civicledger.node.chain import Chain
 from civicledger.services.identity.did_registry import DidRegistry, multibase_key
-from civicledger.services.identity.issuers import Issuers
 from conftest import City, Ledger, city_key, make_city
 
 HALL = "did:civic:city-hall"
@@ -24,7 +23,7 @@ ARCHIVE = "did:civic:archive"
 
 @pytest.fixture
 def city(tmp_path: Path) -> City:
-    registry = ContractRegistry([Governance(), Notary(), DidRegistry(), Issuers()])
+    registry = ContractRegistry([Governance(), Notary(), DidRegistry()])
     return make_city(tmp_path / "city", registry)
 
 

@@ -37,7 +37,12 @@ from civicledger.services.identity.data_integrity import (
     issue_credential,
     sign_presentation,
 )
-from civicledger.services.identity.issuers import IssuerNotAuthorized
+from civicledger.services.identity.issuers import (
+    GRANT_CONTRACT,
+    GRANT_METHOD,
+    REVOKE_METHOD,
+    IssuerNotAuthorized,
+)
 from civicledger.services.identity.resolver import DidResolutionError
 from civicledger.services.identity.sdjwt import issue_sd_jwt_vc, present
 from civicledger.services.identity.status_list import (
@@ -128,7 +133,10 @@ class World:
             (self.district, "VisitorPass"),
         ]:
             self.send(
-                city.root, "issuers", "grant", {"agency": agency.name, "credential_type": kind}
+                city.root,
+                GRANT_CONTRACT,
+                GRANT_METHOD,
+                {"agency": agency.name, "credential_type": kind},
             )
         for agency in (self.hall, self.archive, self.district):
             for purpose in ("revocation", "suspension"):
@@ -346,7 +354,7 @@ def test_qualification_verified_by_another_agency_without_the_issuer(
     assert verified.claims["qualification"] == "Licensed electrician, class 1"
     assert verified.holder == alice.public.did
     # Only the ledger and the archive's static list publication were consulted.
-    assert {c for c, _ in asked} == {"did_registry", "issuers", "status_lists"}
+    assert {c for c, _ in asked} == {"did_registry", "governance", "status_lists"}
     assert fetched == [world.archive.list_url("revocation")]
 
 
@@ -620,8 +628,8 @@ def test_grant_revoked_after_issuance_keeps_old_credentials(
     credential = world.qualification(alice.public.did)
     world.send(
         world.city.root,
-        "issuers",
-        "revoke",
+        GRANT_CONTRACT,
+        REVOKE_METHOD,
         {"agency": "archive", "credential_type": "Qualification"},
     )
     verifier = world.verifier()
@@ -632,6 +640,29 @@ def test_grant_revoked_after_issuance_keeps_old_credentials(
     assert verified.credential_type == "Qualification"
     after = world.qualification(alice.public.did)
     with pytest.raises(IssuerNotAuthorized):
+        verifier.verify_presentation(
+            _present_qualification(world, verifier, alice, after, now), now=now
+        )
+
+
+def test_deactivated_agency_keeps_old_credentials_but_cannot_issue_new_ones(
+    world: World, alice: PrivateKey
+) -> None:
+    before = world.qualification(alice.public.did)
+    world.send(world.city.root, "governance", "deactivate_agency", {"agency": "archive"})
+    deactivated_ms = world.chain.head.header.time_ms
+    # The archive's DID document and its key are untouched; only its issuer right ended.
+    after = world.qualification(alice.public.did)
+    assert after["validFrom"] != before["validFrom"]
+    verifier = world.verifier()
+    now = world.now(5)
+    (verified,) = verifier.verify_presentation(
+        _present_qualification(world, verifier, alice, before, now), now=now
+    )
+    assert (verified.issuer, verified.credential_type) == (world.archive.did, "Qualification")
+    with pytest.raises(
+        IssuerNotAuthorized, match=f"may not issue Qualification at {deactivated_ms}"
+    ):
         verifier.verify_presentation(
             _present_qualification(world, verifier, alice, after, now), now=now
         )

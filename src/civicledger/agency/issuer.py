@@ -24,6 +24,7 @@ Invariants:
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import fcntl
 import json
@@ -45,7 +46,12 @@ from civicledger.files import replace_private_file, write_new_file
 from civicledger.services.identity import credentials as cred
 from civicledger.services.identity.data_integrity import issue_credential
 from civicledger.services.identity.did_registry import DID_CONTRACT, civic_did
-from civicledger.services.identity.issuers import ISSUERS_CONTRACT, check_issuer
+from civicledger.services.identity.issuers import (
+    GRANT_CONTRACT,
+    GRANT_METHOD,
+    REVOKE_METHOD,
+    check_issuer,
+)
 from civicledger.services.identity.resolver import Resolver
 from civicledger.services.identity.sdjwt import issue_sd_jwt_vc
 from civicledger.services.identity.status_list import (
@@ -62,6 +68,7 @@ from civicledger.services.identity.vc import CredentialError, parse_datetime
 __all__ = [
     "DEFAULT_LIST",
     "IssuedCredential",
+    "IssuedRecord",
     "IssuerError",
     "IssuerService",
     "PublishedList",
@@ -183,16 +190,16 @@ def create_did(ledger: AgencyLedger, agency: str, *, key_name: str | None = None
 
 
 def grant_issuer(ledger: AgencyLedger, agency: str, credential_type: str) -> dict[str, Any]:
-    """Root lets ``agency`` issue ``credential_type`` (``issuers.grant``)."""
+    """Root lets ``agency`` issue ``credential_type`` (``governance.grant_issuer``)."""
     args = {"agency": agency, "credential_type": credential_type}
-    result: dict[str, Any] = _send(ledger, ROOT_KEY, ISSUERS_CONTRACT, "grant", args)
+    result: dict[str, Any] = _send(ledger, ROOT_KEY, GRANT_CONTRACT, GRANT_METHOD, args)
     return result
 
 
 def revoke_issuer(ledger: AgencyLedger, agency: str, credential_type: str) -> dict[str, Any]:
-    """Root ends ``agency``'s right to issue ``credential_type`` (``issuers.revoke``)."""
+    """Root ends ``agency``'s right to issue ``credential_type`` (``governance.revoke_issuer``)."""
     args = {"agency": agency, "credential_type": credential_type}
-    result: dict[str, Any] = _send(ledger, ROOT_KEY, ISSUERS_CONTRACT, "revoke", args)
+    result: dict[str, Any] = _send(ledger, ROOT_KEY, GRANT_CONTRACT, REVOKE_METHOD, args)
     return result
 
 
@@ -213,6 +220,18 @@ class PublishedList:
     list_id: str
     version: int
     digest: str
+
+
+@dataclass(frozen=True)
+class IssuedRecord:
+    """One allocated status index: the issuer's off-ledger register entry."""
+
+    list_id: str
+    index: int
+    credential_type: str
+    holder: str
+    issued_at: str
+    revoked_at: str | None
 
 
 @dataclass(frozen=True)
@@ -323,24 +342,54 @@ class IssuerService:
             entry = StatusEntry.from_json(raw_status)
         except CivicError as e:
             raise IssuerError(e.message, reason="not_issued_here") from e
+        return self._revoke(entry.status_list_credential, entry.index, entry.purpose)
+
+    def revoke_index(self, list_id: str, index: int) -> Revocation:
+        """Revoke by status index, for staff who find a credential in ``issued`` rather than
+        holding a copy of it."""
+        return self._revoke(list_id, index, "revocation")
+
+    def issued(self, *, holder: str | None = None, limit: int = 100) -> builtins.list[IssuedRecord]:
+        """What this agency issued (newest first), optionally to one holder: the off-ledger
+        register a desk uses to find a credential to revoke. Never on the ledger."""
+        records: builtins.list[IssuedRecord] = []
+        status_dir = self.directory / "status"
+        for path in sorted(status_dir.glob("*.json")) if status_dir.is_dir() else []:
+            state = read_json(path)
+            for index, record in state.get("allocated", {}).items():
+                if holder is not None and record.get("holder") != holder:
+                    continue
+                records.append(
+                    IssuedRecord(
+                        list_id=str(state["id"]),
+                        index=int(index),
+                        credential_type=str(record.get("type")),
+                        holder=str(record.get("holder")),
+                        issued_at=str(record.get("issued_at")),
+                        revoked_at=record.get("revoked_at"),
+                    )
+                )
+        records.sort(key=lambda r: (r.issued_at, r.list_id, r.index), reverse=True)
+        return records[:limit]
+
+    def _revoke(self, list_id: str, index: int, purpose: str) -> Revocation:
         with _locked(self.directory):
             key, method = self._signing_key()
-            state = self._find_list(entry.status_list_credential)
-            if entry.purpose != state["purpose"] or str(entry.index) not in state["allocated"]:
+            state = self._find_list(list_id)
+            if purpose != state["purpose"] or str(index) not in state["allocated"]:
                 raise IssuerError(
-                    f"index {entry.index} of {entry.status_list_credential} was not issued here",
-                    reason="not_issued_here",
+                    f"index {index} of {list_id} was not issued here", reason="not_issued_here"
                 )
             bits = StatusList.decode(state["bits"], state["purpose"])
-            if bits.get(entry.index) and state.get("anchored"):
+            if bits.get(index) and state.get("anchored"):
                 raise IssuerError("the credential is already revoked", reason="already_revoked")
-            if not bits.get(entry.index):
-                bits.set(entry.index)
+            if not bits.get(index):
+                bits.set(index)
                 state["bits"] = bits.encode()
-                state["allocated"][str(entry.index)]["revoked_at"] = self._clock().isoformat()
+                state["allocated"][str(index)]["revoked_at"] = self._clock().isoformat()
             # Also finishes a revocation whose anchoring was interrupted.
             published = self._publish(state, key, method)
-        return Revocation(entry.status_list_credential, entry.index, published)
+        return Revocation(list_id, index, published)
 
     def publish_list(self, name: str = DEFAULT_LIST) -> PublishedList:
         """Re-sign list ``name`` and anchor its digest as the next version (or finish one)."""

@@ -14,8 +14,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 import civicledger
+from civicledger.agency.desk import IdentityDesk
 from civicledger.api.batch_routes import batch_router
 from civicledger.api.events import EventHub
+from civicledger.api.identity_routes import IDENTITY_QR_PATH, identity_router
 from civicledger.api.ledger_routes import ledger_router
 from civicledger.api.limits import BodyLimitMiddleware
 from civicledger.api.metrics import NodeMetrics
@@ -25,12 +27,21 @@ from civicledger.api.settings import ApiSettings
 from civicledger.api.stream_routes import stream_router
 from civicledger.api.tx_routes import tx_router
 from civicledger.node.embedded import EmbeddedNode
+from civicledger.services.identity.qr_image import MAX_IMAGE_BYTES
 
 API_PREFIX = "/api/v1"
 
 
-def create_app(node: EmbeddedNode, settings: ApiSettings | None = None) -> FastAPI:
-    """The API app for ``node``; the caller owns the node and closes it after the server stops."""
+def create_app(
+    node: EmbeddedNode,
+    settings: ApiSettings | None = None,
+    identity: IdentityDesk | None = None,
+) -> FastAPI:
+    """The API app for ``node``; the caller owns the node and closes it after the server stops.
+
+    ``identity`` (the node's identity desk, which needs the city directory) adds the
+    ``/identity`` routes; without it the node serves the ledger only.
+    """
     settings = settings or ApiSettings()
     metrics = NodeMetrics(node, rate_window_s=settings.rate_window_s)
     hub = EventHub(settings.sse_queue_size)
@@ -62,6 +73,7 @@ def create_app(node: EmbeddedNode, settings: ApiSettings | None = None) -> FastA
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.events = hub
+    app.state.identity = identity
     # Called by ``BackgroundServer.stop`` before it stops, so open event streams end at once.
     app.state.before_shutdown = [hub.end_streams]
     install_problem_handlers(app)
@@ -69,11 +81,17 @@ def create_app(node: EmbeddedNode, settings: ApiSettings | None = None) -> FastA
         BodyLimitMiddleware,
         max_bytes=settings.max_body_bytes,
         read_timeout_s=settings.body_read_timeout_s,
-        path_limits={f"{API_PREFIX}/txs": settings.max_batch_body_bytes},
+        path_limits={
+            **settings.extra_path_limits,
+            f"{API_PREFIX}/txs": settings.max_batch_body_bytes,
+            f"{API_PREFIX}{IDENTITY_QR_PATH}": MAX_IMAGE_BYTES,
+        },
     )
     app.include_router(tx_router(node, metrics, settings), prefix=API_PREFIX)
     app.include_router(batch_router(node, metrics, settings), prefix=API_PREFIX)
     app.include_router(ledger_router(node), prefix=API_PREFIX)
     app.include_router(stream_router(node, hub, settings), prefix=API_PREFIX)
+    if identity is not None:
+        app.include_router(identity_router(identity), prefix=API_PREFIX)
     app.include_router(ops_router(node, metrics))
     return app

@@ -30,6 +30,16 @@ _STATUS_BY_REASON: dict[str, int] = {
     RejectReason.OVERSIZE: 413,
     RejectReason.MEMPOOL_FULL: 503,
     "payload_too_large": 413,
+    # identity desk (civicledger.agency)
+    "unauthenticated": 401,
+    "issuer_not_authorized": 403,
+    "not_our_credential": 403,
+    "unknown_list": 404,
+    "not_issued_here": 404,
+    "no_did": 409,
+    "already_revoked": 409,
+    "clock_behind": 503,
+    "too_many_challenges": 503,
     "request_timeout": 408,
     "not_found": 404,
     "validation": 422,
@@ -41,12 +51,14 @@ _STATUS_BY_REASON: dict[str, int] = {
 
 _TITLES: dict[int, str] = {
     400: "Bad request",
+    401: "Not authenticated",
     403: "Not authorized",
     404: "Not found",
     405: "Method not allowed",
     408: "Request timeout",
     409: "Conflict",
     413: "Payload too large",
+    415: "Unsupported media type",
     422: "Invalid parameters",
     500: "Internal error",
     503: "Unavailable",
@@ -98,6 +110,8 @@ def problem_response(
         errors=errors,
     )
     headers = {"Retry-After": _RETRY_AFTER_S} if status == 503 else None
+    if status == 401:
+        headers = {"WWW-Authenticate": "Bearer"}
     return JSONResponse(
         problem.model_dump(exclude_none=True),
         status_code=status,

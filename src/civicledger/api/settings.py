@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -25,3 +26,6 @@ class ApiSettings:
     sse_ping_s: float = 15.0
     rate_window_s: float = 10.0
     """Window of the tx/s gauge."""
+    extra_path_limits: Mapping[str, int] = field(default_factory=dict)
+    """Body limits for more exact paths (``{"/identity/verify": ...}``), e.g. for pages the
+    portal adds that take uploads; the API's own path limits win where both name a path."""

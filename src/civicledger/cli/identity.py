@@ -12,13 +12,15 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.table import Table
 from rich.text import Text
 
-from civicledger.cli import _render
-from civicledger.cli._common import json_object, out, passphrase_from_env, state
 from civicledger.agency import issuer as service
+from civicledger.agency import tokens
 from civicledger.agency.ledger import CityLedger
 from civicledger.agency.verifying import ChallengeStore, verify_file
+from civicledger.cli import _render
+from civicledger.cli._common import json_object, out, passphrase_from_env, state
 from civicledger.services.identity.wallet import load_credential
 
 app = typer.Typer(
@@ -27,6 +29,11 @@ app = typer.Typer(
 )
 did_app = typer.Typer(help="The agency's did:civic.", no_args_is_help=True)
 app.add_typer(did_app, name="did")
+token_app = typer.Typer(
+    help="Access tokens for the agency's desk on a running node (issue/revoke over HTTP).",
+    no_args_is_help=True,
+)
+app.add_typer(token_app, name="token")
 
 _Agency = Annotated[str, typer.Option("--agency", metavar="ID", help="The agency's id.")]
 _PassphraseEnv = Annotated[
@@ -206,3 +213,39 @@ def _credential_text(credential: dict[str, Any] | str) -> str:
     if isinstance(credential, str):
         return credential + "\n"
     return json.dumps(credential, ensure_ascii=False, indent=2) + "\n"
+
+
+@token_app.command("create")
+def token_create(
+    ctx: typer.Context,
+    agency: _Agency,
+    label: Annotated[str, typer.Option(help="Who or what uses it, e.g. 'desk 3, 1F'.")],
+) -> None:
+    """Create a desk token; it is printed once (only its SHA-256 is kept)."""
+    token, made = tokens.create_token(state(ctx).city.require(), agency, label, datetime.now(UTC))
+    console = out()
+    console.print(Text.assemble(("created token ", "bold green"), f"{made.id} ({made.label})"))
+    console.print("Keep it secret; it cannot be shown again. Use it as: Authorization: Bearer …")
+    typer.echo(token)
+
+
+@token_app.command("list")
+def token_list(ctx: typer.Context, agency: _Agency) -> None:
+    """The agency's desk tokens (ids and labels; never the tokens)."""
+    table = Table("id", "label", "created", "revoked")
+    for made in tokens.list_tokens(state(ctx).city.require(), agency):
+        table.add_row(made.id, made.label, made.created_at, made.revoked_at or "-")
+    out().print(table)
+
+
+@token_app.command("revoke")
+def token_revoke(
+    ctx: typer.Context,
+    token_id: Annotated[
+        str, typer.Argument(metavar="ID", help="From `civic identity token list`.")
+    ],
+    agency: _Agency,
+) -> None:
+    """Revoke a desk token; a running node refuses it from the next request on."""
+    revoked = tokens.revoke_token(state(ctx).city.require(), agency, token_id, datetime.now(UTC))
+    out().print(Text.assemble(("revoked token ", "bold green"), f"{revoked.id} ({revoked.label})"))

@@ -17,6 +17,9 @@ from rich.text import Text
 
 from civicledger.cli import _render
 from civicledger.cli._common import out, passphrase_from_env
+from civicledger.files import write_new_file
+from civicledger.services.identity.credentials import to_qr_payload
+from civicledger.services.identity.qr_image import qr_png
 from civicledger.services.identity.wallet import Wallet, load_credential
 
 DEFAULT_WALLET = Path("wallet")
@@ -118,6 +121,12 @@ def present(
     output: Annotated[
         Path | None, typer.Option("--out", metavar="FILE", help="Write here instead of stdout.")
     ] = None,
+    qr: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="PNG", help="Also write the presentation as a QR code image (new file)."
+        ),
+    ] = None,
     wallet: _WalletDir = DEFAULT_WALLET,
     passphrase_env: _PassphraseEnv = None,
 ) -> None:
@@ -135,6 +144,10 @@ def present(
         text = presentation + "\n"
     else:
         text = json.dumps(presentation, ensure_ascii=False, indent=2) + "\n"
+    if qr is not None:
+        payload = presentation if isinstance(presentation, str) else to_qr_payload(presentation)
+        write_new_file(qr.parent, qr, qr_png(payload))
+        out().print(f"wrote the presentation's QR code to {qr}")
     if output is None:
         typer.echo(text, nl=False)
         return

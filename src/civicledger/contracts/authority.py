@@ -9,6 +9,9 @@ Keys (all under ``governance/``):
     active/<id>             true while the agency is active (a small key: policies read it per tx)
     key/<did>               the agency id a key belongs to
     role/<role>/<agency>    true while the agency holds the role
+    issuer/<agency>/<type>  the agency's right to issue a credential type, with its history:
+                            {"agency", "type", "active", "periods": [{"granted_ms",
+                            "granted_height", "revoked_ms", "revoked_height"}]}
 """
 
 from __future__ import annotations
@@ -41,6 +44,14 @@ def member_key(did: str) -> str:
 
 def role_key(role: str, agency_id: str) -> str:
     return f"{PREFIX}role/{role}/{agency_id}"
+
+
+ISSUER_PREFIX = f"{PREFIX}issuer/"
+
+
+def issuer_key(agency_id: str, credential_type: str) -> str:
+    """An agency's grant for a type; ``issuer_key(agency, "")`` prefixes all its grants."""
+    return f"{ISSUER_PREFIX}{agency_id}/{credential_type}"
 
 
 class Authority:

@@ -1,7 +1,20 @@
 """The built-in governance contract: the city's root authority registers agencies and grants roles.
 
 Every other contract asks ``Authority`` (which reads what this contract writes) who may do what.
-A key belongs to at most one agency; a deactivated agency's keys authorise nothing.
+It also says which agency may issue which credential type (``ResidentCard``, ``Qualification``,
+``FamilyLoveCard``, ``VisitorPass``…): a verifier refuses a well-signed credential from an
+agency that lacked that right at the credential's issuance time.
+
+Invariants:
+
+- A key belongs to at most one agency; a deactivated agency's keys authorise nothing.
+- Each issuer grant keeps its whole history as periods ``[granted_ms, revoked_ms)`` of block
+  time (``ctx.time_ms``, never the clock), in order, at most one of them open and at most
+  ``MAX_ISSUER_PERIODS`` of them. ``may_issue`` at a time inside a period is true, anywhere
+  else false (fail closed: an unknown agency or type is false too).
+- An agency holds grants for at most ``MAX_ISSUER_TYPES`` credential types (current or past),
+  so deactivating it, which closes every open period in the same transaction, is bounded work.
+- Only an active agency holds an open period: a deactivated agency can neither keep nor get one.
 """
 
 from __future__ import annotations
@@ -12,9 +25,11 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from civicledger.contracts.authority import (
+    ISSUER_PREFIX,
     ROOT_ROLE,
     active_key,
     agency_key,
+    issuer_key,
     member_key,
     role_key,
     root_key,
@@ -37,6 +52,15 @@ from civicledger.ledger.state import WriteSet
 ROLE_PATTERN = r"^[a-z][a-z0-9_]{0,47}$"
 _ROLE_RE = re.compile(ROLE_PATTERN)
 MAX_KEYS_PER_AGENCY = 256
+CREDENTIAL_TYPE_PATTERN = r"^[A-Z][A-Za-z0-9]{0,63}$"
+"""A credential type as the issuer grants name it (``ResidentCard``): the VC ``type`` after
+``VerifiableCredential``."""
+MAX_ISSUER_PERIODS = 100
+"""Grant/revoke cycles kept per (agency, type); bounds the record a verifier reads."""
+MAX_ISSUER_TYPES = 64
+"""Credential types (ever granted) per agency; bounds the scan when the agency is deactivated."""
+MAX_TIME_MS = 2**53 - 1
+"""The largest block time a query may ask about (the largest integer JSON keeps exactly)."""
 
 
 class RegisterAgency(Args):
@@ -85,6 +109,24 @@ class ListArgs(Args):
     limit: int = Field(default=100, ge=1, le=1000)
 
 
+class IssuerGrant(Args):
+    agency: str = Field(pattern=AGENCY_ID_PATTERN)
+    credential_type: str = Field(pattern=CREDENTIAL_TYPE_PATTERN)
+
+
+class MayIssue(IssuerGrant):
+    at_time_ms: int | None = Field(default=None, ge=0, le=MAX_TIME_MS)
+    """Block time to ask about; default: the head block's time."""
+
+
+class ListIssuerGrants(Args):
+    agency: str | None = Field(default=None, pattern=AGENCY_ID_PATTERN)
+    """Only this agency's grants."""
+    after: str = ""
+    """Paginate: the ``<agency>/<type>`` of the last grant already seen."""
+    limit: int = Field(default=100, ge=1, le=1000)
+
+
 def genesis_writes(genesis: Genesis) -> WriteSet:
     """State written at height 0: the root authority and the genesis agencies with their roles."""
     writes: WriteSet = {}
@@ -111,6 +153,22 @@ def _agency_record(agency_id: str, name: str, keys: list[str], height: int) -> d
         "active": True,
         "registered_at": height,
     }
+
+
+def _in_force(record: Any, at_time_ms: int) -> bool:
+    if not isinstance(record, dict):
+        return False
+    return any(
+        p["granted_ms"] <= at_time_ms and (p["revoked_ms"] is None or at_time_ms < p["revoked_ms"])
+        for p in record["periods"]
+    )
+
+
+def _close(record: dict[str, Any], ctx: TxContext) -> None:
+    """End the record's open period at this block."""
+    record["active"] = False
+    record["periods"][-1]["revoked_ms"] = ctx.time_ms
+    record["periods"][-1]["revoked_height"] = ctx.height
 
 
 class Governance(Contract):
@@ -184,13 +242,72 @@ class Governance(Contract):
 
     @transaction(AgencyRef, policy=ROOT)
     def deactivate_agency(self, ctx: TxContext, args: AgencyRef) -> None:
-        """Deactivate an agency: its keys authorise nothing from the next transaction on."""
+        """Deactivate an agency: its keys authorise nothing from the next transaction on.
+
+        Every open issuer period of the agency closes in this transaction (at this block's
+        time and height), so ``may_issue`` is false from then on. Credentials the agency issued
+        before stay valid: a verifier asks about the credential's issuance time, which falls
+        inside the closed period.
+        """
         record = self._active_agency(ctx, args.agency)
         record["active"] = False
         record["deactivated_at"] = ctx.height
+        record["deactivated_ms"] = ctx.time_ms
         ctx.state.put(agency_key(args.agency), record)
         ctx.state.delete(active_key(args.agency))
         ctx.emit("agency_deactivated", agency=args.agency)
+        # MAX_ISSUER_TYPES bounds the grants per agency, so this one scan sees them all.
+        grants = list(ctx.state.scan(issuer_key(args.agency, ""), MAX_ISSUER_TYPES))
+        for key, grant in grants:
+            if grant["active"]:
+                _close(grant, ctx)
+                ctx.state.put(key, grant)
+                ctx.emit("issuer_revoked", agency=args.agency, credential_type=grant["type"])
+
+    @transaction(IssuerGrant, policy=ROOT)
+    def grant_issuer(self, ctx: TxContext, args: IssuerGrant) -> dict[str, Any]:
+        """Let an active agency issue a credential type from this block on."""
+        self._active_agency(ctx, args.agency)
+        key = issuer_key(args.agency, args.credential_type)
+        record: dict[str, Any] | None = ctx.state.get(key)
+        if record is None:
+            held = ctx.state.scan(issuer_key(args.agency, ""), MAX_ISSUER_TYPES)
+            if sum(1 for _ in held) >= MAX_ISSUER_TYPES:
+                ctx.fail("too_many_types", f"an agency may issue at most {MAX_ISSUER_TYPES} types")
+            record = {
+                "agency": args.agency,
+                "type": args.credential_type,
+                "active": False,
+                "periods": [],
+            }
+        if record["active"]:
+            ctx.fail("already_granted", f"{args.agency!r} may already issue {args.credential_type}")
+        if len(record["periods"]) >= MAX_ISSUER_PERIODS:
+            ctx.fail("too_many_changes", f"at most {MAX_ISSUER_PERIODS} grants per agency and type")
+        record["active"] = True
+        record["periods"].append(
+            {
+                "granted_ms": ctx.time_ms,
+                "granted_height": ctx.height,
+                "revoked_ms": None,
+                "revoked_height": None,
+            }
+        )
+        ctx.state.put(key, record)
+        ctx.emit("issuer_granted", agency=args.agency, credential_type=args.credential_type)
+        return record
+
+    @transaction(IssuerGrant, policy=ROOT)
+    def revoke_issuer(self, ctx: TxContext, args: IssuerGrant) -> dict[str, Any]:
+        """End an agency's right to issue a type; credentials issued before stay valid."""
+        key = issuer_key(args.agency, args.credential_type)
+        record = ctx.state.get(key)
+        if not isinstance(record, dict) or not record["active"]:
+            ctx.fail("not_granted", f"{args.agency!r} may not issue {args.credential_type}")
+        _close(record, ctx)
+        ctx.state.put(key, record)
+        ctx.emit("issuer_revoked", agency=args.agency, credential_type=args.credential_type)
+        return record
 
     @query(AgencyRef)
     def agency(self, ctx: QueryContext, args: AgencyRef) -> Any:
@@ -209,6 +326,24 @@ class Governance(Contract):
         prefix = role_key(args.role, "")
         after = prefix + args.after if args.after else ""
         return [key[len(prefix) :] for key, _ in ctx.state.scan(prefix, args.limit, after)]
+
+    @query(MayIssue)
+    def may_issue(self, ctx: QueryContext, args: MayIssue) -> Any:
+        """Whether the agency held the right at ``at_time_ms`` (default: the head's time)."""
+        when = ctx.time_ms if args.at_time_ms is None else args.at_time_ms
+        return _in_force(ctx.state.get(issuer_key(args.agency, args.credential_type)), when)
+
+    @query(IssuerGrant)
+    def issuer_history(self, ctx: QueryContext, args: IssuerGrant) -> Any:
+        """One issuer grant with all its periods, or null if it was never granted."""
+        return ctx.state.get(issuer_key(args.agency, args.credential_type))
+
+    @query(ListIssuerGrants)
+    def issuer_grants(self, ctx: QueryContext, args: ListIssuerGrants) -> Any:
+        """Issuer grants (current and past) in agency/type order, paginated with ``after``."""
+        prefix = issuer_key(args.agency, "") if args.agency else ISSUER_PREFIX
+        after = ISSUER_PREFIX + args.after if args.after else ""
+        return [record for _, record in ctx.state.scan(prefix, args.limit, after)]
 
     @query(SignerRef)
     def signer(self, ctx: QueryContext, args: SignerRef) -> Any:
@@ -243,4 +378,11 @@ class Governance(Contract):
         return record
 
 
-__all__ = ["PUBLIC", "Governance", "genesis_writes"]
+__all__ = [
+    "CREDENTIAL_TYPE_PATTERN",
+    "MAX_ISSUER_PERIODS",
+    "MAX_ISSUER_TYPES",
+    "PUBLIC",
+    "Governance",
+    "genesis_writes",
+]

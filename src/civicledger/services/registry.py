@@ -10,12 +10,10 @@ from civicledger.contracts.governance import Governance
 from civicledger.contracts.notary import Notary
 from civicledger.contracts.registry import ContractRegistry
 from civicledger.services.identity.did_registry import DidRegistry
-from civicledger.services.identity.issuers import Issuers
 from civicledger.services.identity.status_registry import StatusListRegistry
+from civicledger.services.identity.visits import Visits
 
 
 def city_registry() -> ContractRegistry:
-    """Governance, notary, and the identity service's DID registry, issuers and status lists."""
-    return ContractRegistry(
-        [Governance(), Notary(), DidRegistry(), Issuers(), StatusListRegistry()]
-    )
+    """Governance, notary, and the identity service's DID registry, status lists and visits."""
+    return ContractRegistry([Governance(), Notary(), DidRegistry(), StatusListRegistry(), Visits()])

@@ -14,7 +14,7 @@ Invariants:
 - Every revocable type carries a ``credentialStatus`` (a ``BitstringStatusListEntry``); a
   builder refuses to make one without it and the verifier refuses one that lacks it.
 - An SD-JWT VC names its type as ``vct`` = ``VCT_PREFIX + <type>``; a DI credential lists
-  ``<type>`` after ``VerifiableCredential``. Either way the type is the one ``issuers`` grants.
+  ``<type>`` after ``VerifiableCredential``. Either way the type is the one governance grants.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from civicledger.crypto.encoding import b64url, canonical_json, from_b64url, parse_json
+from civicledger.crypto.encoding import b64url, canonical_json, from_b64url, parse_json, sha256
 from civicledger.errors import EncodingError
 from civicledger.services.identity.status_list import StatusEntry
 from civicledger.services.identity.vc import (
@@ -43,6 +43,7 @@ __all__ = [
     "VISITOR_PASS",
     "CredentialType",
     "age_over",
+    "credential_id",
     "family_love_card_claims",
     "from_qr_payload",
     "qualification_credential",
@@ -62,7 +63,7 @@ class CredentialType:
     """How one of the city's credential types is secured and checked."""
 
     name: str
-    """The type name ``issuers`` grants (``ResidentCard``, ...)."""
+    """The type name governance grants (``grant_issuer``: ``ResidentCard``, ...)."""
     sd_jwt: bool
     """True for an SD-JWT VC, False for a Data Integrity credential."""
     revocable: bool
@@ -218,6 +219,17 @@ def visitor_pass_credential(
         "credentialSubject": {"id": visitor, "host": host, "district": district},
         "credentialStatus": _status(status),
     }
+
+
+def credential_id(credential: Mapping[str, Any] | str) -> str:
+    """A credential's id: the first 32 hex digits of SHA-256 of its RFC 8785 JSON bytes.
+
+    The same for a DI credential (an object) wherever it is held, and what a wallet files it
+    under; it covers the proof, so nobody who has not seen the signed credential can guess it.
+    Raises ``EncodingError`` for something that is not JSON.
+    """
+    value: Any = credential if isinstance(credential, str) else dict(credential)
+    return sha256(canonical_json(value)).hex()[:32]
 
 
 def to_qr_payload(document: Mapping[str, Any]) -> str:

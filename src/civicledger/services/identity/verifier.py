@@ -16,7 +16,8 @@ first failed check raises, in this order:
     holder        ``VerificationError`` ``wrong_holder``: the presentation's signer is not the
                   credential's subject (for SD-JWT the ``cnf`` key must sign the KB-JWT, so a
                   stranger's key fails as ``bad_key_binding``).
-    issuer right  ``IssuerNotAuthorized``: no grant for the type at issuance time.
+    issuer right  ``IssuerNotAuthorized``: no governance grant for the type at issuance time
+                  (an agency's deactivation ends its grants).
     status        ``StatusError`` (list not anchored, not the anchored one, ...) or
                   ``VerificationError`` ``revoked`` / ``suspended`` / ``missing_status``.
 

@@ -41,7 +41,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from civicledger.crypto.encoding import canonical_json, from_b64url, parse_json, sha256
+from civicledger.crypto.encoding import canonical_json, from_b64url, parse_json
 from civicledger.crypto.keys import PublicKey
 from civicledger.errors import CivicError, EncodingError, KeystoreError
 from civicledger.files import (
@@ -52,6 +52,7 @@ from civicledger.files import (
 )
 from civicledger.keystore import Keystore, KeystoreReason
 from civicledger.services.identity import data_integrity, sdjwt
+from civicledger.services.identity.credentials import credential_id as id_of_credential
 from civicledger.services.identity.vc import (
     VC_V2_CONTEXT,
     CredentialError,
@@ -359,10 +360,9 @@ class Wallet:
                 "a credential is a JSON object (Data Integrity) or a compact SD-JWT string",
             )
         try:
-            content = canonical_json(value)
+            credential_id = id_of_credential(value)
         except EncodingError as e:
             raise _error(WalletReason.UNSUPPORTED_CREDENTIAL, e.message) from e
-        credential_id = sha256(content).hex()[:32]
         stored = {"version": FORMAT_VERSION, "format": form.value, "credential": value}
         path = self._credential_path(credential_id)
         directory = self._credentials_dir(create=True)
@@ -516,7 +516,7 @@ class Wallet:
         is_di = form == CredentialFormat.DATA_INTEGRITY.value and isinstance(credential, dict)
         if not (is_jwt or is_di):
             raise _error(WalletReason.CORRUPT, f"{path} holds no credential of a known format")
-        if sha256(canonical_json(credential)).hex()[:32] != credential_id:
+        if not isinstance(credential, str | dict) or id_of_credential(credential) != credential_id:
             raise _error(WalletReason.CORRUPT, f"{path} does not hold credential {credential_id}")
         return stored
 
