@@ -51,6 +51,20 @@ def start(args: list[str], cwd: Path) -> Iterator[subprocess.Popen[str]]:
                 process.kill()
 
 
+TOKEN = re.compile(r"^desk token\s+(civ_city-hall_\S+)", re.MULTILINE)
+
+
+def _read_desk_token(process: subprocess.Popen[str]) -> str:
+    """The desk token the demo prints right after the portal URL."""
+    assert process.stdout is not None
+    seen = ""
+    for _ in range(10):
+        seen += process.stdout.readline()
+        if match := TOKEN.search(seen):
+            return match.group(1)
+    raise AssertionError(f"no desk token in the output:\n{seen}")
+
+
 def test_demo_serves_the_portal_with_live_activity_then_cleans_up(tmp_path: Path) -> None:
     with start(["demo", "--port", "0", "--serve-seconds", "6"], tmp_path) as process:
         url, _ = wait_for_url(process)
@@ -62,6 +76,13 @@ def test_demo_serves_the_portal_with_live_activity_then_cleans_up(tmp_path: Path
             assert home.status_code == 200
             assert 'lang="ko"' in home.text
             assert http.get("/api/v1/blocks").json()["blocks"][0]["header"]["height"] >= 1
+            # The printed desk token lets the reader issue as city hall; nothing else does.
+            token = _read_desk_token(process)
+            register = "/api/v1/identity/credentials"
+            assert http.get(register).status_code == 401
+            answer = http.get(register, headers={"Authorization": f"Bearer {token}"})
+            assert answer.status_code == 200, answer.text
+            assert http.get("/identity").status_code == 200
             deadline = time.monotonic() + 5
             while http.get("/healthz").json()["height"] == start_height:  # activity commits
                 assert time.monotonic() < deadline, "no new block while serving"

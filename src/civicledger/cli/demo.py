@@ -10,6 +10,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -19,6 +20,8 @@ from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
+from civicledger.agency.desk import node_desk
+from civicledger.agency.tokens import create_token
 from civicledger.api.server import BackgroundServer, listen, serve, socket_url
 from civicledger.city import NODE_KEY, CityDir, load_key
 from civicledger.cli import _render
@@ -113,6 +116,8 @@ def _serve(console: Console, layout: CityDir, host: str, port: int, seconds: flo
     """Serve the demo city's node, API and portal while a little activity keeps it moving."""
     sock = listen(host, port, any_port_if_taken=True)
     url = socket_url(sock)
+    # A desk token so the reader can issue and revoke from the portal's identity pages.
+    desk_token, _ = create_token(layout, "city-hall", "demo desk", datetime.now(UTC))
     with EmbeddedNode(layout.data_path, load_key(layout.keystore, NODE_KEY, None)) as node:
         activity = DemoActivity(node, layout).start()
         try:
@@ -122,6 +127,8 @@ def _serve(console: Console, layout: CityDir, host: str, port: int, seconds: flo
                     [
                         ("portal", f"{url}/"),
                         ("verify a proof", f"{url}/verify"),
+                        ("identity", f"{url}/identity (present, verify, issue, revoke)"),
+                        ("desk token", f"{desk_token} (city hall; for issue and revoke)"),
                         ("API", f"{url}/api/v1 (OpenAPI: {url}/docs)"),
                         ("metrics", f"{url}/metrics"),
                     ]
@@ -129,10 +136,11 @@ def _serve(console: Console, layout: CityDir, host: str, port: int, seconds: flo
             )
             console.print("city hall anchors a record every 2 s. Ctrl-C stops the demo.")
             console.file.flush()  # the URL must show now, even when stdout is a pipe
+            site = create_site(node, identity=node_desk(layout, node, served_at=url))
             if seconds is None:
-                serve(create_site(node), sock)
+                serve(site, sock)
             else:
-                with BackgroundServer(create_site(node), sock=sock):
+                with BackgroundServer(site, sock=sock):
                     time.sleep(seconds)
         finally:
             activity.stop()

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from civicledger.agency.desk import node_desk
 from civicledger.api.server import listen, serve, socket_url
 from civicledger.city import NODE_KEY, load_key
 from civicledger.cli._common import out, passphrase_from_env, state
@@ -35,10 +36,19 @@ def run(
             metavar="VAR", help="Passphrase of an encrypted node key, from this variable."
         ),
     ] = None,
+    public_url: Annotated[
+        str | None,
+        typer.Option(
+            metavar="URL",
+            help="The address residents reach this node at (https://...): the identity "
+            "verifier's domain and the base of status-list URLs.",
+        ),
+    ] = None,
 ) -> None:
     """Run the node: the JSON API under /api/v1, the portal at /, metrics at /metrics."""
     layout = state(ctx).city.require()
-    node_key = load_key(layout.keystore, NODE_KEY, passphrase_from_env(passphrase_env))
+    passphrase = passphrase_from_env(passphrase_env)
+    node_key = load_key(layout.keystore, NODE_KEY, passphrase)
     sock = listen(host, port)
     with EmbeddedNode(layout.data_path, node_key) as node:
         url = socket_url(sock)
@@ -49,4 +59,5 @@ def run(
         console.print(f"portal  {url}/")
         console.print(f"API     {url}/api/v1  (OpenAPI: {url}/docs)")
         console.print("Ctrl-C stops the node.")
-        serve(create_site(node), sock)
+        desk = node_desk(layout, node, served_at=url, public_url=public_url, passphrase=passphrase)
+        serve(create_site(node, identity=desk), sock)

@@ -5,16 +5,20 @@ The API never imports the portal (``api`` sits below ``web``), so the two are pu
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.staticfiles import StaticFiles
 
+from civicledger.agency.desk import IdentityDesk
 from civicledger.api.app import create_app
 from civicledger.api.settings import ApiSettings
 from civicledger.node.embedded import EmbeddedNode
 from civicledger.web.explorer import section as explorer_section
+from civicledger.web.identity import VERIFY_BODY_LIMIT, VERIFY_PATH
+from civicledger.web.identity import section as identity_section
 from civicledger.web.portal import (
     STATIC_DIR,
     ExceptionHandler,
@@ -32,10 +36,16 @@ __all__ = ["create_site", "install_portal"]
 def install_portal(app: FastAPI, sections: Sequence[PortalSection] = ()) -> Portal:
     """Add the portal (explorer, verify page and ``sections``) to an app made by ``create_app``.
 
-    The app must hold the running node as ``app.state.node``. Raises ``CatalogError`` if a
-    section's messages, slug or prefix are inconsistent, before anything is served.
+    The app must hold the running node as ``app.state.node``. When it also holds an identity
+    desk (``app.state.identity``), the identity pages are added too, unless ``sections``
+    brings its own. Raises ``CatalogError`` if a section's messages, slug or prefix are
+    inconsistent, before anything is served.
     """
-    portal = Portal([explorer_section(), verify_section(), *sections])
+    defaults = [explorer_section(), verify_section()]
+    has_desk = getattr(app.state, "identity", None) is not None
+    if has_desk and all(s.slug != "identity" for s in sections):
+        defaults.append(identity_section())
+    portal = Portal([*defaults, *sections])
     app.state.portal = portal
     app.mount("/static/portal", StaticFiles(directory=STATIC_DIR), name="portal-static")
     for section in portal.sections:
@@ -61,8 +71,19 @@ def create_site(
     node: EmbeddedNode,
     settings: ApiSettings | None = None,
     sections: Sequence[PortalSection] = (),
+    identity: IdentityDesk | None = None,
 ) -> FastAPI:
-    """The API of ``node`` with the portal (and any extra ``sections``) installed on it."""
-    app = create_app(node, settings)
+    """The API of ``node`` with the portal (and any extra ``sections``) installed on it.
+
+    With ``identity`` (the node's identity desk) the API's and the portal's identity pages
+    are served too.
+    """
+    settings = settings or ApiSettings()
+    if identity is not None:
+        # The identity verify page takes photos of QR codes: the API's image limit, plus the
+        # form's other fields.
+        limits = {VERIFY_PATH: VERIFY_BODY_LIMIT, **settings.extra_path_limits}
+        settings = dataclasses.replace(settings, extra_path_limits=limits)
+    app = create_app(node, settings, identity)
     install_portal(app, sections)
     return app
