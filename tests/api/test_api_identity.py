@@ -320,3 +320,20 @@ def test_the_ledger_never_sees_the_claims(desk: Desk) -> None:
 def test_problem_media_type_is_declared_for_identity_errors(desk: Desk) -> None:
     answer = desk.http.get("/api/v1/identity/status/city-hall/no-such-list")
     assert answer.headers["content-type"].startswith(PROBLEM)
+
+
+def test_a_counter_accepts_only_the_challenge_it_asked(desk: Desk) -> None:
+    issued = desk.issue(desk.hall_token, "ResidentCard", RESIDENT).json()
+    card = desk.wallet.receive(issued["credential"], now=datetime.now(UTC))
+    counter_a, counter_b = desk.challenge(), desk.challenge()
+    shown = desk.wallet.present(
+        card.id, challenge=counter_a, domain=DOMAIN, now=datetime.now(UTC), disclose=["district"]
+    )
+    verify = "/api/v1/identity/verify"
+    at_b = desk.http.post(verify, json={"presentation": shown, "challenge": counter_b}).json()
+    assert (at_b["verified"], at_b["reason"]) == (False, "unknown_challenge")
+    # Refused at counter B, the presentation is still good at counter A, once.
+    at_a = desk.http.post(verify, json={"presentation": shown, "challenge": counter_a}).json()
+    assert at_a["verified"] is True, at_a
+    again = desk.http.post(verify, json={"presentation": shown, "challenge": counter_a}).json()
+    assert again["reason"] == "replayed_challenge"

@@ -86,7 +86,7 @@ def test_issue_present_verify_revoke(
     _ok(issued)
     assert "issued ResidentCard" in issued.stdout
     assert stat.S_IMODE(card.stat().st_mode) == 0o600
-    status = city_dir / "identity" / "city-hall" / "status" / "revocation-1.json"
+    status = city_dir / "identity" / "city-hall" / "issuer.sqlite"
     assert stat.S_IMODE(status.stat().st_mode) == 0o600
 
     received = _ok(civic("wallet", "receive", card, "--wallet", wallet_dir))

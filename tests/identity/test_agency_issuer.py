@@ -1,15 +1,16 @@
 """The off-ledger issuer service end to end on a real city directory (keystore, embedded node).
 
 An agency creates its DID, root grants it types, it issues credentials with status indices from
-its own lists (kept in the city directory, 0600), revokes one (new list version anchored), and a
-verifier reading the local ledger and the directory's lists accepts, then refuses. No personal
-data reaches the ledger.
+its own lists (kept in its SQLite register in the city directory, 0600), revokes one (new list
+version anchored), and a verifier reading the local ledger and the directory's lists accepts,
+then refuses. No personal data reaches the ledger. The register itself: test_issuer_store.py.
 """
 
 from __future__ import annotations
 
-import json
+import sqlite3
 import stat
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from random import Random
@@ -93,10 +94,17 @@ def test_resident_card_issue_verify_revoke(city: CityDir) -> None:
     issued = hall.issue("ResidentCard", HOLDER.public.did, RESIDENT)
     assert isinstance(issued.credential, str)
     record = hall.status_list()
-    assert record["allocated"][str(issued.index)]["holder"] == HOLDER.public.did
+    (entry,) = hall.issued()
+    assert (entry.list_id, entry.index, entry.holder) == (
+        issued.list_id,
+        issued.index,
+        HOLDER.public.did,
+    )
+    assert entry.revoked_at is None
     assert record["anchored"] is True
     assert record["version"] == 1
-    path = identity_dir(city, "city-hall") / "status" / "revocation-1.json"
+    assert record["allocated_count"] == 1
+    path = identity_dir(city, "city-hall") / "issuer.sqlite"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert _latest(city, "city-hall", issued.list_id)["digest"] == record["digest"]
 
@@ -117,6 +125,7 @@ def test_resident_card_issue_verify_revoke(city: CityDir) -> None:
     with pytest.raises(VerificationError) as caught:
         verify_file(CityLedger(city), shown, challenge=challenge, domain=DOMAIN, now=now())
     assert caught.value.reason == "revoked"
+    assert hall.issued()[0].revoked_at is not None
     with pytest.raises(IssuerError) as again:
         hall.revoke(issued.credential)
     assert again.value.reason == "already_revoked"
@@ -211,22 +220,21 @@ def test_publish_list_and_interrupted_publication(city: CityDir) -> None:
     published = hall.publish_list()
     assert published.version == 2
     # A crash after anchoring, before marking it: the next call finishes it, no new version.
-    path = identity_dir(city, "city-hall") / "status" / "revocation-1.json"
-    record = json.loads(path.read_text())
-    record["anchored"] = False
-    path.write_text(json.dumps(record))
+    path = identity_dir(city, "city-hall") / "issuer.sqlite"
+    with closing(sqlite3.connect(path)) as db, db:
+        db.execute("UPDATE lists SET anchored = 0")
     hall.issue("ResidentCard", HOLDER.public.did, RESIDENT)
     after = hall.status_list()
     assert after["anchored"] is True
     assert after["version"] == 2
-    assert len(after["allocated"]) == 2
+    assert after["allocated_count"] == 2
+    assert len(hall.issued()) == 2
     assert _latest(city, "city-hall", issued.list_id)["version"] == 2
     # A revocation whose anchoring failed (bit set, not anchored) is finished by revoking again.
-    record = json.loads(path.read_text())
-    bits = StatusList.decode(record["bits"], "revocation")
+    bits = StatusList.decode(after["bits"], "revocation")
     bits.set(issued.index)
-    record.update(bits=bits.encode(), anchored=False)
-    path.write_text(json.dumps(record))
+    with closing(sqlite3.connect(path)) as db, db:
+        db.execute("UPDATE lists SET bits = ?, anchored = 0", (bits.encode(),))
     finished = hall.revoke(issued.credential)
     assert finished.published.version == 3
     assert hall.status_list()["anchored"] is True

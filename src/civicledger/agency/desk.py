@@ -20,11 +20,9 @@ from typing import Any
 from civicledger.agency.issuer import (
     IssuedCredential,
     IssuedRecord,
-    IssuerError,
     IssuerService,
     Revocation,
-    identity_dir,
-    read_json,
+    published_list,
 )
 from civicledger.agency.ledger import AgencyLedger, NodeLedger
 from civicledger.agency.tokens import authenticate
@@ -38,6 +36,7 @@ from civicledger.services.identity.qr_image import decode_qr_image
 from civicledger.services.identity.resolver import Resolver
 from civicledger.services.identity.vc import CredentialError, CredentialReason
 from civicledger.services.identity.verifier import (
+    ChallengeError,
     MemoryChallenges,
     VerifiedCredential,
     Verifier,
@@ -95,6 +94,24 @@ def parse_presentation(text: str) -> dict[str, Any] | str:
     raise _malformed("not a presentation: expected JSON, an SD-JWT, or a QR payload")
 
 
+class _OnlyChallenge:
+    """A ``ChallengeBook`` view that accepts only ``expected`` of the shared book's challenges."""
+
+    def __init__(self, book: MemoryChallenges, expected: str) -> None:
+        self._book, self._expected = book, expected
+
+    def new(self, now_ms: int) -> str:
+        return self._book.new(now_ms)
+
+    def consume(self, challenge: object, now_ms: int) -> str:
+        if challenge != self._expected:
+            raise ChallengeError(
+                "the presentation answers another challenge than the one asked here",
+                reason="unknown_challenge",
+            )
+        return self._book.consume(challenge, now_ms)
+
+
 class IdentityDesk:
     """The node's identity desk; see the module docstring.
 
@@ -120,9 +137,10 @@ class IdentityDesk:
         self.max_open_challenges = max_open_challenges
         self._clock = clock or (lambda: datetime.now(UTC))
         self._challenges = MemoryChallenges(int(challenge_ttl.total_seconds() * 1000))
+        self._status_lists = StatusListSource(ledger.city)
         self._verifier = Verifier(
             ledger.query,
-            StatusListSource(ledger.city),
+            self._status_lists,
             domain=domain,
             challenges=self._challenges,
         )
@@ -145,17 +163,7 @@ class IdentityDesk:
     def status_list(self, agency: str, name: str) -> dict[str, Any]:
         """Agency ``agency``'s signed status list ``name`` as last anchored (never the
         issuer's register of who holds which index)."""
-        directory = identity_dir(self.ledger.city, agency)
-        if not name.replace("-", "").isalnum() or not (directory / "status").is_dir():
-            raise IssuerError(f"{agency} publishes no status list {name!r}", reason="unknown_list")
-        path = directory / "status" / f"{name}.json"
-        if not path.is_file():
-            raise IssuerError(f"{agency} publishes no status list {name!r}", reason="unknown_list")
-        state = read_json(path)
-        credential = state.get("credential")
-        if not isinstance(credential, dict):
-            raise IssuerError(f"{agency}'s list {name!r} is not published", reason="unknown_list")
-        return credential
+        return published_list(self.ledger.city, agency, name=name)
 
     def new_challenge(self) -> Challenge:
         now = self.now()
@@ -168,16 +176,31 @@ class IdentityDesk:
         return Challenge(challenge, self.domain, now + self.challenge_ttl)
 
     def verify(
-        self, presentation: Mapping[str, Any] | str, *, expected_type: str | None = None
+        self,
+        presentation: Mapping[str, Any] | str,
+        *,
+        expected_type: str | None = None,
+        challenge: str | None = None,
     ) -> tuple[VerifiedCredential, ...]:
         """Verify a presentation answering one of this desk's challenges (used up either way:
-        a presentation is tried once). Raises ``VerificationError`` or ``ChallengeError``."""
+        a presentation is tried once). Raises ``VerificationError`` or ``ChallengeError``.
+
+        ``challenge``: the one challenge this request handed out (a counter's page); a
+        presentation answering another open challenge of the node is then refused
+        (``unknown_challenge``) and that other challenge stays open.
+        """
         now = self.now()
-        if isinstance(presentation, str):
-            return (
-                self._verifier.verify_sd_jwt(presentation, now=now, expected_type=expected_type),
+        verifier = self._verifier
+        if challenge is not None:
+            verifier = Verifier(
+                self.ledger.query,
+                self._status_lists,
+                domain=self.domain,
+                challenges=_OnlyChallenge(self._challenges, challenge),
             )
-        return self._verifier.verify_presentation(
+        if isinstance(presentation, str):
+            return (verifier.verify_sd_jwt(presentation, now=now, expected_type=expected_type),)
+        return verifier.verify_presentation(
             dict(presentation), now=now, expected_type=expected_type
         )
 

@@ -2,24 +2,49 @@
 
 Everything an issuing agency keeps lives in the city directory, never on the ledger::
 
-    <city>/identity/<agency>/issuer.json          which keystore key signs credentials
-    <city>/identity/<agency>/status/<list>.json   a status list: bits, allocated indices (with
-                                                   who got them), the signed list credential
+    <city>/identity/<agency>/issuer.json     which keystore key signs credentials
+    <city>/identity/<agency>/issuer.sqlite   the agency's register (SQLite, WAL, 0600):
+        lists(name, id, purpose, size, bits, version, anchored, digest, credential,
+              allocated_count)
+            one row per status list: its encoded bitstring, the signed list credential of
+            its current version and whether that version's digest is anchored yet;
+        allocations(list, idx, credential_type, holder, issued_at, revoked_at)
+            one row per issued credential, primary key (list, idx), indexed by holder;
+            the table's rowid is the issuance order
+    <city>/identity/<agency>/tokens.json     desk access tokens (``agency.tokens``)
+    <city>/identity/<agency>/.lock           the cross-process lock (``_locked``)
 
-Files are 0600 and replaced atomically. The ledger sees the agency's DID document, its issuer
-grants and the digest of every version of its status lists (``status_lists.anchor``), never a
-claim, a holder or an index.
+Files are 0600 (SQLite gives its ``-wal`` and ``-shm`` files the database's mode) in a 0700
+directory. The ledger sees the agency's DID document, its issuer grants and the digest of every
+version of its status lists (``status_lists.anchor``), never a claim, a holder or an index.
+
+Issuing is O(1) in the number already issued: an index is drawn uniformly at random from the
+current list (the injectable ``rng``) and checked against the primary key; a list takes
+credentials until it is half full, then the next one (``revocation-2``, ...) is created and
+anchored like the first, so a draw succeeds with probability at least 1/2 and every list's
+herd is half its size (65,536 credentials at the spec's minimum). Issuing never decodes or
+re-encodes a bitstring: only revoking and publishing do.
+
+Durability: ``synchronous=FULL`` with WAL, as the ledger's own database (``ledger/store.py``).
+WAL with ``NORMAL`` survives a process crash but may lose the last commits on power loss; a lost
+allocation row would let its index be handed out again after the credential carrying it had
+left, and revoking either credential would then revoke both. One fsync of the WAL per issuance
+is the price.
 
 Invariants:
 
-- An index is recorded as allocated (file written) before the credential carrying it is signed,
-  so it is never handed out twice, even after a crash; a lock file serialises processes.
-- A list credential is saved (``anchored: false``) before its digest is anchored and marked
+- An index is recorded as allocated (its row committed) before the credential carrying it
+  leaves ``issue``, so it is never handed out twice, even after a crash; ``_locked`` (a lock
+  file) serialises processes and the SQLite write transaction is ``IMMEDIATE``.
+- A list credential is saved (``anchored`` false) before its digest is anchored and marked
   anchored after; an interrupted publication is finished (or redone at the next version) by the
   next call, so the served list always matches an anchor once a call returns.
 - Issuance time is never earlier than the head block's time (waiting up to a few seconds if the
   clock is in the same second), so the DID key and the grant the ledger holds are in force at
   the signed issuance time; a credential that would not verify is refused before signing.
+- A directory still in the pre-SQLite layout (``status/*.json``) is refused
+  (``bad_issuer_state``), never silently started afresh beside it: new lists would reuse the
+  old lists' ids and indices.
 """
 
 from __future__ import annotations
@@ -29,13 +54,15 @@ import contextlib
 import fcntl
 import json
 import os
+import secrets
+import sqlite3
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from random import Random
-from typing import Any
+from typing import Any, Literal
 
 from civicledger.agency.ledger import AgencyLedger, TxFailed
 from civicledger.city import ROOT_KEY, CityDir
@@ -55,7 +82,7 @@ from civicledger.services.identity.issuers import (
 from civicledger.services.identity.resolver import Resolver
 from civicledger.services.identity.sdjwt import issue_sd_jwt_vc
 from civicledger.services.identity.status_list import (
-    IndexAllocator,
+    MIN_BITS,
     StatusEntry,
     StatusList,
     StatusPurpose,
@@ -76,14 +103,19 @@ __all__ = [
     "create_did",
     "grant_issuer",
     "identity_dir",
+    "list_index",
+    "published_list",
     "read_json",
     "revoke_issuer",
     "save_credential",
 ]
 
 FORMAT_VERSION = 1
-DEFAULT_LIST = "revocation-1"
-"""The list new credentials get an index in (one revocation list per agency for now)."""
+LIST_PREFIX = "revocation-"
+DEFAULT_LIST = LIST_PREFIX + "1"
+"""An agency's first list; new credentials go to its latest one (``revocation-<n>``)."""
+ISSUER_DB = "issuer.sqlite"
+_OLD_STATUS_DIR = "status"
 _MAX_CLOCK_WAIT_S = 5.0
 IDENTITY_DIR = "identity"
 _VALIDITY: Mapping[str, timedelta] = {
@@ -150,6 +182,163 @@ def _locked(directory: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+# -- the register (SQLite) ---------------------------------------------------------------------
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS lists (
+    name TEXT PRIMARY KEY,              -- revocation-1, revocation-2, ...
+    id TEXT NOT NULL UNIQUE,            -- the list credential's URL or URN
+    purpose TEXT NOT NULL,
+    size INTEGER NOT NULL,              -- bits
+    bits TEXT NOT NULL,                 -- the encodedList as it is now
+    version INTEGER NOT NULL,           -- of the saved credential (0: never signed)
+    anchored INTEGER NOT NULL,          -- 1 once that version's digest is on the ledger
+    digest TEXT,
+    credential TEXT,                    -- the signed list credential, JSON
+    allocated_count INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS allocations (
+    list TEXT NOT NULL REFERENCES lists(name),
+    idx INTEGER NOT NULL,
+    credential_type TEXT NOT NULL,
+    holder TEXT NOT NULL,
+    issued_at TEXT NOT NULL,
+    revoked_at TEXT,
+    PRIMARY KEY (list, idx)
+);
+CREATE INDEX IF NOT EXISTS allocations_holder ON allocations(holder);
+"""
+_LIST_COLUMNS = (
+    "name, id, purpose, size, bits, version, anchored, digest, credential, allocated_count"
+)
+_ISSUED = """
+SELECT l.id, a.idx, a.credential_type, a.holder, a.issued_at, a.revoked_at
+FROM allocations AS a JOIN lists AS l ON l.name = a.list
+ORDER BY a.rowid DESC LIMIT ?
+"""
+_ISSUED_TO = """
+SELECT l.id, a.idx, a.credential_type, a.holder, a.issued_at, a.revoked_at
+FROM allocations AS a JOIN lists AS l ON l.name = a.list
+WHERE a.holder = ?
+ORDER BY a.rowid DESC LIMIT ?
+"""
+
+
+def _store_error(path: Path, e: sqlite3.Error) -> IssuerError:
+    return IssuerError(f"issuer register {path}: {e}", reason="bad_issuer_state")
+
+
+def _refuse_old_layout(directory: Path) -> None:
+    old = directory / _OLD_STATUS_DIR
+    if old.is_dir() and any(old.glob("*.json")):
+        raise IssuerError(
+            f"{old} holds status lists in the old one-JSON-file-per-list layout, which this "
+            f"version no longer reads (it keeps them in {ISSUER_DB}); there is no migration. "
+            "Re-create the city directory (or this agency's identity directory together with "
+            "its DID) with this version; do not just delete the files, since new lists would "
+            "reuse the old lists' ids and hand their indices out again",
+            reason="bad_issuer_state",
+        )
+
+
+@contextlib.contextmanager
+def _open_store(directory: Path, *, create: bool) -> Iterator[sqlite3.Connection]:
+    """A connection to the agency's register, closed on exit.
+
+    ``create`` makes the file (0600, before SQLite opens it) and its tables; without it a
+    missing register raises ``unknown_list`` and the connection refuses writes.
+    """
+    _refuse_old_layout(directory)
+    path = directory / ISSUER_DB
+    if not create and not path.is_file():
+        raise IssuerError(f"{directory.name} has no status lists", reason="unknown_list")
+    try:
+        if create:
+            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+            os.close(os.open(path, flags, 0o600))
+        conn = sqlite3.connect(path, isolation_level=None)
+    except (OSError, sqlite3.Error) as e:
+        raise IssuerError(f"cannot open {path}: {e}", reason="bad_issuer_state") from e
+    try:
+        conn.execute("PRAGMA busy_timeout=10000")
+        if create:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.executescript(_SCHEMA)
+        else:
+            conn.execute("PRAGMA query_only=ON")
+        yield conn
+    except sqlite3.Error as e:
+        raise _store_error(path, e) from e
+    finally:
+        conn.close()
+
+
+@contextlib.contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction: committed (durably) on exit, rolled back on an exception."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+_ListWhere = Literal["WHERE name = ?", "WHERE id = ?", "ORDER BY rowid DESC LIMIT 1"]
+
+
+def _fetch_list(
+    conn: sqlite3.Connection, where: _ListWhere, args: tuple[Any, ...] = ()
+) -> dict[str, Any] | None:
+    """One ``lists`` row as a dict (``credential`` parsed), or None."""
+    row = conn.execute(
+        f"SELECT {_LIST_COLUMNS} FROM lists {where}",  # noqa: S608  (fixed clauses only)
+        args,
+    ).fetchone()
+    if row is None:
+        return None
+    state = dict(zip(_LIST_COLUMNS.split(", "), row, strict=True))
+    state["anchored"] = bool(state["anchored"])
+    if state["credential"] is not None:
+        state["credential"] = json.loads(state["credential"])
+    return state
+
+
+def published_list(
+    city: CityDir, agency: str, *, name: str | None = None, list_id: str | None = None
+) -> dict[str, Any]:
+    """The signed credential of ``agency``'s list ``name`` (or the list whose id is
+    ``list_id``) as last saved: what a desk serves and a verifier fetches. Never the register
+    of who holds which index; ``unknown_list`` if there is no such signed list."""
+    if (name is None) == (list_id is None):
+        raise ValueError("give exactly one of name and list_id")
+    column, value = ("name", name) if name is not None else ("id", list_id)
+    with _open_store(identity_dir(city, agency), create=False) as conn:
+        row = conn.execute(
+            f"SELECT credential FROM lists WHERE {column} = ?",  # noqa: S608  (a fixed name)
+            (value,),
+        ).fetchone()
+    if row is None or row[0] is None:
+        raise IssuerError(f"{agency} publishes no status list {value!r}", reason="unknown_list")
+    credential: dict[str, Any] = json.loads(row[0])
+    return credential
+
+
+def list_index(city: CityDir) -> dict[str, str]:
+    """Every status list id in the city directory and the agency keeping it."""
+    index: dict[str, str] = {}
+    root = city.root / IDENTITY_DIR
+    for path in sorted(root.glob(f"*/{ISSUER_DB}")):
+        agency = path.parent.name
+        with _open_store(path.parent, create=False) as conn:
+            for (list_id,) in conn.execute("SELECT id FROM lists"):
+                index[str(list_id)] = agency
+    return index
 
 
 def save_credential(path: Path, credential: Mapping[str, Any] | str) -> None:
@@ -276,6 +465,8 @@ class IssuerService:
     ``clock`` (default: the system clock, UTC) and ``rng`` (default: the OS CSPRNG, for index
     allocation) are injectable for tests. ``list_base_url`` names new lists; the default is a
     URN the CLI's verifier resolves from the city directory (a portal can serve https URLs).
+    ``list_size`` is the number of bits of lists created from now on (at least the spec's
+    ``MIN_BITS``; ``StatusList`` refuses fewer); each takes ``list_size // 2`` credentials.
     """
 
     def __init__(
@@ -286,7 +477,9 @@ class IssuerService:
         list_base_url: str | None = None,
         clock: Callable[[], datetime] | None = None,
         rng: Random | None = None,
+        list_size: int = MIN_BITS,
     ) -> None:
+        StatusList("revocation", list_size)  # refuses a size the spec does not allow
         self.ledger = ledger
         self.city = ledger.city
         self.agency = agency
@@ -294,7 +487,8 @@ class IssuerService:
         self.directory = identity_dir(self.city, agency)
         self._list_base_url = list_base_url
         self._clock = clock or (lambda: datetime.now(UTC))
-        self._rng = rng
+        self._rng: Random = rng if rng is not None else secrets.SystemRandom()
+        self._list_size = list_size
 
     # -- public --------------------------------------------------------------------------------
 
@@ -310,24 +504,25 @@ class IssuerService:
             )
         self._check_claim_names(kind.name, claims)
         holder_key = self._holder_key(holder) if kind.sd_jwt else None
-        with _locked(self.directory):
+        with _locked(self.directory), _open_store(self.directory, create=True) as conn:
             key, method = self._signing_key()
             now = self._issuance_time()
             self._preflight(kind.name, method, now)
-            state = self._load_or_create_list(DEFAULT_LIST, key, method)
-            allocator = IndexAllocator(
-                int(state["size"]), used=(int(i) for i in state["allocated"]), rng=self._rng
-            )
-            index = allocator.allocate()
+            state = self._current_list(conn, key, method)
+            index = self._draw_index(conn, state)
             entry = StatusEntry.for_index(state["id"], index, "revocation")
             credential = self._build(kind, holder, holder_key, claims, entry, key, method, now)
-            state["allocated"][str(index)] = {
-                "type": kind.name,
-                "holder": holder,
-                "issued_at": now.isoformat(),
-            }
             # Recorded before the credential leaves this function: the index is never reused.
-            self._save_list(state)
+            with _transaction(conn):
+                conn.execute(
+                    "INSERT INTO allocations (list, idx, credential_type, holder, issued_at)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (state["name"], index, kind.name, holder, now.isoformat()),
+                )
+                conn.execute(
+                    "UPDATE lists SET allocated_count = allocated_count + 1 WHERE name = ?",
+                    (state["name"],),
+                )
         return IssuedCredential(credential, kind.name, state["id"], index)
 
     def revoke(self, credential: Mapping[str, Any] | str) -> Revocation:
@@ -352,62 +547,71 @@ class IssuerService:
     def issued(self, *, holder: str | None = None, limit: int = 100) -> builtins.list[IssuedRecord]:
         """What this agency issued (newest first), optionally to one holder: the off-ledger
         register a desk uses to find a credential to revoke. Never on the ledger."""
-        records: builtins.list[IssuedRecord] = []
-        status_dir = self.directory / "status"
-        for path in sorted(status_dir.glob("*.json")) if status_dir.is_dir() else []:
-            state = read_json(path)
-            for index, record in state.get("allocated", {}).items():
-                if holder is not None and record.get("holder") != holder:
-                    continue
-                records.append(
-                    IssuedRecord(
-                        list_id=str(state["id"]),
-                        index=int(index),
-                        credential_type=str(record.get("type")),
-                        holder=str(record.get("holder")),
-                        issued_at=str(record.get("issued_at")),
-                        revoked_at=record.get("revoked_at"),
-                    )
-                )
-        records.sort(key=lambda r: (r.issued_at, r.list_id, r.index), reverse=True)
-        return records[:limit]
+        if not (self.directory / ISSUER_DB).is_file():
+            _refuse_old_layout(self.directory)
+            return []
+        with _open_store(self.directory, create=False) as conn:
+            if holder is None:
+                rows = conn.execute(_ISSUED, (max(0, limit),)).fetchall()
+            else:
+                rows = conn.execute(_ISSUED_TO, (holder, max(0, limit))).fetchall()
+        return [
+            IssuedRecord(
+                list_id=str(list_id),
+                index=int(index),
+                credential_type=str(credential_type),
+                holder=str(holder_),
+                issued_at=str(issued_at),
+                revoked_at=revoked_at,
+            )
+            for list_id, index, credential_type, holder_, issued_at, revoked_at in rows
+        ]
 
     def _revoke(self, list_id: str, index: int, purpose: str) -> Revocation:
-        with _locked(self.directory):
+        with _locked(self.directory), _open_store(self.directory, create=True) as conn:
             key, method = self._signing_key()
-            state = self._find_list(list_id)
-            if purpose != state["purpose"] or str(index) not in state["allocated"]:
+            state = _fetch_list(conn, "WHERE id = ?", (list_id,))
+            if state is None:
+                raise IssuerError(
+                    f"{self.agency} keeps no status list {list_id}", reason="not_issued_here"
+                )
+            allocated = conn.execute(
+                "SELECT 1 FROM allocations WHERE list = ? AND idx = ?", (state["name"], index)
+            ).fetchone()
+            if purpose != state["purpose"] or allocated is None:
                 raise IssuerError(
                     f"index {index} of {list_id} was not issued here", reason="not_issued_here"
                 )
             bits = StatusList.decode(state["bits"], state["purpose"])
-            if bits.get(index) and state.get("anchored"):
+            if bits.get(index) and state["anchored"]:
                 raise IssuerError("the credential is already revoked", reason="already_revoked")
             if not bits.get(index):
                 bits.set(index)
-                state["bits"] = bits.encode()
-                state["allocated"][str(index)]["revoked_at"] = self._clock().isoformat()
+                state.update(bits=bits.encode(), anchored=False)
+                with _transaction(conn):
+                    conn.execute(
+                        "UPDATE allocations SET revoked_at = ? WHERE list = ? AND idx = ?",
+                        (self._clock().isoformat(), state["name"], index),
+                    )
+                    self._save_list(conn, state)
             # Also finishes a revocation whose anchoring was interrupted.
-            published = self._publish(state, key, method)
+            published = self._publish(conn, state, key, method)
         return Revocation(list_id, index, published)
 
     def publish_list(self, name: str = DEFAULT_LIST) -> PublishedList:
         """Re-sign list ``name`` and anchor its digest as the next version (or finish one)."""
-        with _locked(self.directory):
+        _check_list_name(name)
+        with _locked(self.directory), _open_store(self.directory, create=True) as conn:
             key, method = self._signing_key()
-            path = self._list_path(name)
-            if not path.is_file():
-                raise IssuerError(
-                    f"{self.agency} has no status list {name!r}", reason="unknown_list"
-                )
-            return self._publish(read_json(path), key, method)
+            return self._publish(conn, self._load_list(conn, name), key, method)
 
     def status_list(self, name: str = DEFAULT_LIST) -> dict[str, Any]:
-        """The stored record of list ``name`` (off-ledger; includes allocated indices)."""
-        path = self._list_path(name)
-        if not path.is_file():
-            raise IssuerError(f"{self.agency} has no status list {name!r}", reason="unknown_list")
-        return read_json(path)
+        """The stored record of list ``name`` (off-ledger): ``name``, ``id``, ``purpose``,
+        ``size``, ``bits``, ``version``, ``anchored``, ``digest``, ``credential`` and
+        ``allocated_count``; who holds which index is in ``issued``."""
+        _check_list_name(name)
+        with _open_store(self.directory, create=False) as conn:
+            return self._load_list(conn, name)
 
     # -- keys and time -------------------------------------------------------------------------
 
@@ -569,55 +773,100 @@ class IssuerService:
 
     # -- status lists --------------------------------------------------------------------------
 
-    def _list_path(self, name: str) -> Path:
-        if not name.replace("-", "").isalnum():
-            raise IssuerError(f"{name!r} is not a list name", reason="unknown_list")
-        return self.directory / "status" / f"{name}.json"
-
     def _list_url(self, name: str) -> str:
         if self._list_base_url:
             return self._list_base_url.rstrip("/") + f"/{self.agency}/{name}"
         chain_id = self.city.genesis().chain_id
         return f"urn:civicledger:{chain_id}:status:{self.agency}:{name}"
 
-    def _load_or_create_list(self, name: str, key: PrivateKey, method: str) -> dict[str, Any]:
-        path = self._list_path(name)
-        if path.is_file():
-            state = read_json(path)
-            if not state.get("anchored"):
-                self._publish(state, key, method)
+    def _load_list(self, conn: sqlite3.Connection, name: str) -> dict[str, Any]:
+        state = _fetch_list(conn, "WHERE name = ?", (name,))
+        if state is None:
+            raise IssuerError(f"{self.agency} has no status list {name!r}", reason="unknown_list")
+        return state
+
+    def _current_list(
+        self, conn: sqlite3.Connection, key: PrivateKey, method: str
+    ) -> dict[str, Any]:
+        """The list new credentials go to: the newest, finished if its publication was
+        interrupted; a new one (created and anchored) if there is none or it is half full."""
+        state = _fetch_list(conn, "ORDER BY rowid DESC LIMIT 1")
+        if state is not None and not state["anchored"]:
+            self._publish(conn, state, key, method)
+        if state is not None and 2 * state["allocated_count"] < state["size"]:
             return state
+        number = 1 if state is None else int(state["name"].removeprefix(LIST_PREFIX)) + 1
+        name = f"{LIST_PREFIX}{number}"
         purpose: StatusPurpose = "revocation"
-        bits = StatusList(purpose)
+        bits = StatusList(purpose, self._list_size)
         state = {
-            "format": FORMAT_VERSION,
-            "agency": self.agency,
             "name": name,
             "id": self._list_url(name),
             "purpose": purpose,
             "size": bits.size,
             "bits": bits.encode(),
-            "allocated": {},
             "version": 0,
             "anchored": False,
             "digest": None,
             "credential": None,
+            "allocated_count": 0,
         }
-        self._publish(state, key, method)
+        with _transaction(conn):
+            conn.execute(
+                "INSERT INTO lists (name, id, purpose, size, bits, version, anchored, digest,"
+                " credential, allocated_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                self._list_values(state),
+            )
+        self._publish(conn, state, key, method)
         return state
 
-    def _find_list(self, list_id: str) -> dict[str, Any]:
-        status_dir = self.directory / "status"
-        for path in sorted(status_dir.glob("*.json")) if status_dir.is_dir() else []:
-            state = read_json(path)
-            if state.get("id") == list_id:
-                return state
-        raise IssuerError(f"{self.agency} keeps no status list {list_id}", reason="not_issued_here")
+    def _draw_index(self, conn: sqlite3.Connection, state: Mapping[str, Any]) -> int:
+        """A free index of a list at most half full, uniformly at random: each draw is free
+        with probability at least 1/2, so this reads two rows on average."""
+        size = int(state["size"])
+        while True:
+            index = self._rng.randrange(size)
+            taken = conn.execute(
+                "SELECT 1 FROM allocations WHERE list = ? AND idx = ?", (state["name"], index)
+            ).fetchone()
+            if taken is None:
+                return index
 
-    def _save_list(self, state: dict[str, Any]) -> None:
-        _write_json(self._list_path(state["name"]), state)
+    @staticmethod
+    def _list_values(state: Mapping[str, Any]) -> tuple[Any, ...]:
+        credential = state["credential"]
+        return (
+            state["name"],
+            state["id"],
+            state["purpose"],
+            state["size"],
+            state["bits"],
+            state["version"],
+            int(state["anchored"]),
+            state["digest"],
+            None if credential is None else json.dumps(credential, ensure_ascii=False),
+            state["allocated_count"],
+        )
 
-    def _publish(self, state: dict[str, Any], key: PrivateKey, method: str) -> PublishedList:
+    def _save_list(self, conn: sqlite3.Connection, state: Mapping[str, Any]) -> None:
+        """Write the list's bits and publication (never its allocation count, which only
+        ``issue`` changes)."""
+        _name, _id, _purpose, _size, bits, version, anchored, digest, credential, _count = (
+            self._list_values(state)
+        )
+        conn.execute(
+            "UPDATE lists SET bits = ?, version = ?, anchored = ?, digest = ?, credential = ?"
+            " WHERE name = ?",
+            (bits, version, anchored, digest, credential, state["name"]),
+        )
+
+    def _save_publication(self, conn: sqlite3.Connection, state: Mapping[str, Any]) -> None:
+        with _transaction(conn):
+            self._save_list(conn, state)
+
+    def _publish(
+        self, conn: sqlite3.Connection, state: dict[str, Any], key: PrivateKey, method: str
+    ) -> PublishedList:
         """Sign the list as it is now and anchor it as the next version on the ledger."""
         latest = self.ledger.query(
             STATUS_CONTRACT, "latest", {"agency": self.agency, "list_id": state["id"]}
@@ -634,7 +883,7 @@ class IssuerService:
         ):
             # An earlier publication was anchored but not marked so: finish it.
             state["anchored"] = True
-            self._save_list(state)
+            self._save_publication(conn, state)
             return PublishedList(state["id"], latest_version, latest["digest"])
         now = self._issuance_time()
         bits = StatusList.decode(state["bits"], state["purpose"])
@@ -647,7 +896,7 @@ class IssuerService:
         digest = list_credential_digest(document)
         version = latest_version + 1
         state.update(credential=document, digest=digest, version=version, anchored=False)
-        self._save_list(state)
+        self._save_publication(conn, state)
         args = {
             "agency": self.agency,
             "list_id": state["id"],
@@ -657,8 +906,13 @@ class IssuerService:
         }
         _send(self.ledger, self.agency, STATUS_CONTRACT, "anchor", args)
         state["anchored"] = True
-        self._save_list(state)
+        self._save_publication(conn, state)
         return PublishedList(state["id"], version, digest)
+
+
+def _check_list_name(name: str) -> None:
+    if not name.replace("-", "").isalnum():
+        raise IssuerError(f"{name!r} is not a list name", reason="unknown_list")
 
 
 def _jwt_payload(sd_jwt: str) -> dict[str, Any]:

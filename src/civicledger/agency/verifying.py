@@ -15,12 +15,19 @@ import hashlib
 import json
 import os
 import secrets
+import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from civicledger.agency.issuer import IDENTITY_DIR, IssuerError, read_json
+from civicledger.agency.issuer import (
+    IDENTITY_DIR,
+    IssuerError,
+    list_index,
+    published_list,
+    read_json,
+)
 from civicledger.agency.ledger import AgencyLedger
 from civicledger.city import CityDir
 from civicledger.files import write_new_file
@@ -37,17 +44,30 @@ _VERIFIER = "_verifier"
 
 
 class StatusListSource:
-    """``fetch(url)`` for a ``Verifier``: list credentials kept in the city directory."""
+    """``fetch(url)`` for a ``Verifier``: list credentials kept in the city directory.
+
+    Keeps an index from list id to the agency whose register holds it, built from every
+    agency's ``issuer.sqlite`` and rebuilt when an id is missing (an agency started a new list
+    since), so a fetch reads one row of one database. The credential itself is read afresh each
+    time: a list's versions change, its id and agency never do. Safe to share between threads.
+    """
 
     def __init__(self, city: CityDir) -> None:
-        self.root = city.root / IDENTITY_DIR
+        self.city = city
+        self._index: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def _agency_of(self, url: str) -> str | None:
+        with self._lock:
+            if url not in self._index:
+                self._index = list_index(self.city)
+            return self._index.get(url)
 
     def __call__(self, url: str) -> Any:
-        for path in sorted(self.root.glob("*/status/*.json")):
-            state = read_json(path)
-            if state.get("id") == url and state.get("credential") is not None:
-                return state["credential"]
-        raise IssuerError(f"no status list {url} in this city directory", reason="unknown_list")
+        agency = self._agency_of(url)
+        if agency is None:
+            raise IssuerError(f"no status list {url} in this city directory", reason="unknown_list")
+        return published_list(self.city, agency, list_id=url)
 
 
 class ChallengeStore:

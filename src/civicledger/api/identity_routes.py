@@ -56,6 +56,12 @@ class VerifyIn(Strict):
         "binding, or the QR payload of a DI presentation."
     )
     expected_type: str | None = Field(default=None, pattern=CREDENTIAL_TYPE_PATTERN)
+    challenge: str | None = Field(
+        default=None,
+        max_length=200,
+        description="The challenge this verifier handed out for this presentation; if given, "
+        "a presentation answering any other challenge is refused.",
+    )
 
 
 class StatusEvidence(BaseModel):
@@ -218,7 +224,9 @@ def identity_router(desk: IdentityDesk) -> APIRouter:
                 if isinstance(body.presentation, str)
                 else body.presentation
             )
-            verified = desk.verify(presentation, expected_type=body.expected_type)
+            verified = desk.verify(
+                presentation, expected_type=body.expected_type, challenge=body.challenge
+            )
         except CivicError as e:
             return VerifyOut(verified=False, reason=e.reason, message=e.message)
         return verification_answer(verified)

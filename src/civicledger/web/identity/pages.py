@@ -320,7 +320,9 @@ def verify_submit(request: Request, form: Form) -> HTMLResponse:
         else:
             source = "text"
             presentation = parse_presentation(text)
-        verified = desk.verify(presentation, expected_type=expected_type)
+        verified = desk.verify(
+            presentation, expected_type=expected_type, challenge=challenge or None
+        )
     except CivicError as e:
         context = _verify_context(
             refusal=_refusal(e), challenge=challenge, expected_type=_text(form, "expected_type")
