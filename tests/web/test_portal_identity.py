@@ -24,13 +24,13 @@ import pytest
 from portal_helpers import html_lang
 
 from civicledger.agency.desk import IdentityDesk
-from civicledger.agency.issuer import _CLAIMS, create_did, grant_issuer
+from civicledger.agency.issuer import create_did, grant_issuer, required_claims
 from civicledger.agency.ledger import CityLedger, NodeLedger
 from civicledger.agency.tokens import create_token
 from civicledger.api.server import BackgroundServer
 from civicledger.city import NODE_KEY, AgencySpec, CityDir, create_city, load_key
 from civicledger.node.embedded import EmbeddedNode
-from civicledger.services.identity.credentials import to_qr_payload
+from civicledger.services.identity.credentials import CREDENTIAL_TYPES, to_qr_payload
 from civicledger.services.identity.qr_image import qr_png
 from civicledger.services.identity.wallet import Wallet
 from civicledger.web import create_site
@@ -456,7 +456,7 @@ def test_without_a_desk_the_pages_are_absent_or_say_so(site: IdentitySite) -> No
 
 def test_claim_fields_are_the_issuers() -> None:
     assert {t: {f.name for f in fields} for t, fields in CLAIM_FIELDS.items()} == {
-        t: set(names) for t, names in _CLAIMS.items()
+        t: set(required_claims(t)) for t in CREDENTIAL_TYPES
     }
 
 

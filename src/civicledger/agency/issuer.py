@@ -106,6 +106,7 @@ __all__ = [
     "list_index",
     "published_list",
     "read_json",
+    "required_claims",
     "revoke_issuer",
     "save_credential",
 ]
@@ -134,6 +135,12 @@ _CLAIMS: Mapping[str, frozenset[str]] = {
     cred.VISITOR_PASS.name: frozenset({"host", "district"}),
 }
 _OPTIONAL_CLAIMS = frozenset({"valid_from", "valid_until"})
+
+
+def required_claims(credential_type: str) -> frozenset[str]:
+    """The claim names ``IssuerService.issue`` needs for a type (forms build their fields from
+    this); ``valid_from`` and ``valid_until`` are optional for every type."""
+    return _CLAIMS.get(credential_type, frozenset())
 
 
 class IssuerError(CivicError):
