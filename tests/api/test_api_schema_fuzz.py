@@ -23,8 +23,12 @@ from schemathesis.checks import (
 )
 from schemathesis.schemas import BaseSchema
 
+from civicledger.agency.desk import IdentityDesk
+from civicledger.agency.ledger import NodeLedger
 from civicledger.api.app import create_app
 from civicledger.api.server import BackgroundServer
+from civicledger.city import CityDir
+from civicledger.node.embedded import EmbeddedNode
 from conftest import digest, make_city
 
 
@@ -43,9 +47,16 @@ CHECKS = [
 ]
 
 
+def _desk(node: EmbeddedNode, root: Path) -> IdentityDesk:
+    """An identity desk over ``node`` whose city directory has no keys: every staff route
+    must refuse, every public one answer."""
+    return IdentityDesk(NodeLedger(CityDir(root), node), domain="https://fuzz.example")
+
+
 @pytest.fixture(scope="module")
 def api_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BaseSchema]:
-    city = make_city(Path(tmp_path_factory.mktemp("fuzz")) / "city")
+    root = Path(tmp_path_factory.mktemp("fuzz"))
+    city = make_city(root / "city")
     with city.open_node() as node:
         for n in range(1, 4):
             node.submit(
@@ -57,7 +68,7 @@ def api_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BaseSchema]
                     nonce=n,
                 )
             )
-        with BackgroundServer(create_app(node)) as server:
+        with BackgroundServer(create_app(node, identity=_desk(node, root / "desk"))) as server:
             yield schemathesis.openapi.from_url(f"{server.url}/openapi.json")
 
 
@@ -67,9 +78,12 @@ def operation_labels() -> list[str]:
 
 
 def _spec_paths() -> list[tuple[str, dict[str, object]]]:
-    city = make_city(Path(tempfile.mkdtemp(prefix="civic-spec-")) / "city")
+    root = Path(tempfile.mkdtemp(prefix="civic-spec-"))
+    city = make_city(root / "city")
     with city.open_node() as node:
-        return list(create_app(node).openapi()["paths"].items())
+        return list(
+            create_app(node, identity=_desk(node, root / "desk")).openapi()["paths"].items()
+        )
 
 
 # Driven through Hypothesis directly rather than schemathesis' pytest plugin, whose internals

@@ -175,7 +175,7 @@ def _json(value: Any) -> Response:
 def identity_router(desk: IdentityDesk) -> APIRouter:
     router = APIRouter(prefix="/identity", tags=["identity"])
 
-    @router.get("/dids/{did}", responses=problem_responses(404, 422))
+    @router.get("/dids/{did}", responses=problem_responses(400, 404, 422))
     def resolve(did: Annotated[str, Path(pattern=_DID)]) -> Response:
         """DID resolution (did:civic from the ledger, did:key computed)."""
         try:
