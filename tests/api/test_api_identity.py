@@ -20,28 +20,19 @@ from api_helpers import PROBLEM, assert_problem
 from PIL import Image
 
 from civicledger.agency.desk import IdentityDesk
-from civicledger.agency.issuer import create_did, grant_issuer
-from civicledger.agency.ledger import CityLedger, NodeLedger
+from civicledger.agency.ledger import NodeLedger
 from civicledger.agency.tokens import create_token, list_tokens, revoke_token
 from civicledger.api.app import create_app
 from civicledger.api.server import BackgroundServer
-from civicledger.city import NODE_KEY, AgencySpec, CityDir, create_city, load_key
+from civicledger.city import NODE_KEY, CityDir, load_key
 from civicledger.node.embedded import EmbeddedNode
 from civicledger.services.identity.credentials import to_qr_payload
 from civicledger.services.identity.qr_image import qr_png
 from civicledger.services.identity.status_list import list_credential_digest
 from civicledger.services.identity.wallet import Wallet
+from identity_samples import PERSONAL, QUALIFICATION, RESIDENT, issuing_city
 
 DOMAIN = "https://desk.testville.example"
-RESIDENT = {
-    "given_name": "Minji",
-    "family_name": "Kimura-Park",
-    "birthdate": "1990-04-17",
-    "address": "12 Maple Lane, Apt 3, Testville",
-    "district": "Riverside",
-}
-QUALIFICATION = {"qualification": "Licensed electrician", "license_number": "EL-2023-0042"}
-PERSONAL = ["Minji", "Kimura-Park", "1990-04-17", "Maple Lane", "EL-2023-0042"]
 
 
 @dataclass
@@ -85,17 +76,7 @@ class Desk:
 
 @pytest.fixture
 def desk(tmp_path: Path) -> Iterator[Desk]:
-    layout = create_city(
-        tmp_path / "city",
-        city="Testville",
-        chain_id="testville-1",
-        agencies=[AgencySpec("city-hall", "City Hall"), AgencySpec("archive", "Archive")],
-    )
-    ledger = CityLedger(layout)
-    for agency in ("city-hall", "archive"):
-        create_did(ledger, agency)
-    grant_issuer(ledger, "city-hall", "ResidentCard")
-    grant_issuer(ledger, "archive", "Qualification")
+    layout = issuing_city(tmp_path / "city")
     now = datetime.now(UTC)
     hall_token, _ = create_token(layout, "city-hall", "front desk", now)
     archive_token, _ = create_token(layout, "archive", "records room", now)

@@ -21,14 +21,13 @@ from civicledger.agency.issuer import (
     IssuerError,
     IssuerService,
     create_did,
-    grant_issuer,
     identity_dir,
     revoke_issuer,
     save_credential,
 )
 from civicledger.agency.ledger import CityLedger
 from civicledger.agency.verifying import ChallengeStore, verify_file
-from civicledger.city import AgencySpec, CityDir, create_city
+from civicledger.city import CityDir
 from civicledger.crypto.keys import PrivateKey
 from civicledger.node.chain import Chain
 from civicledger.services.identity.data_integrity import sign_presentation
@@ -37,17 +36,10 @@ from civicledger.services.identity.sdjwt import present
 from civicledger.services.identity.status_list import StatusList
 from civicledger.services.identity.vc import VC_V2_CONTEXT
 from civicledger.services.identity.verifier import ChallengeError, VerificationError
+from identity_samples import PERSONAL, RESIDENT, issuing_city
 
 DOMAIN = "https://library.testville.example"
 HOLDER = PrivateKey.from_seed(bytes(range(1, 33)))
-RESIDENT = {
-    "given_name": "Minji",
-    "family_name": "Kimura-Park",
-    "birthdate": "1990-04-17",
-    "address": "12 Maple Lane, Apt 3, Testville",
-    "district": "Riverside",
-}
-PERSONAL = ["Minji", "Kimura-Park", "1990-04-17", "Maple Lane", "EL-2023-0042"]
 
 
 def now() -> datetime:
@@ -56,19 +48,8 @@ def now() -> datetime:
 
 @pytest.fixture
 def city(tmp_path: Path) -> CityDir:
-    layout = create_city(
-        tmp_path / "city",
-        city="Testville",
-        chain_id="testville-1",
-        agencies=[AgencySpec("city-hall", "City Hall"), AgencySpec("archive", "Archive")],
-    )
     # The archive asserts with a key of its own, apart from its ledger key.
-    layout.keystore.create("archive-did")
-    create_did(CityLedger(layout), "city-hall")
-    create_did(CityLedger(layout), "archive", key_name="archive-did")
-    grant_issuer(CityLedger(layout), "city-hall", "ResidentCard")
-    grant_issuer(CityLedger(layout), "archive", "Qualification")
-    return layout
+    return issuing_city(tmp_path / "city", did_keys={"archive": "archive-did"})
 
 
 def _latest(city: CityDir, agency: str, list_id: str) -> dict[str, object]:

@@ -22,32 +22,23 @@ from civicledger.agency.issuer import (
     IssuedCredential,
     IssuerError,
     IssuerService,
-    create_did,
-    grant_issuer,
     identity_dir,
     published_list,
 )
 from civicledger.agency.ledger import CityLedger
 from civicledger.agency.verifying import ChallengeStore, StatusListSource, verify_file
-from civicledger.city import AgencySpec, CityDir, create_city
+from civicledger.city import CityDir
 from civicledger.crypto.keys import PrivateKey
 from civicledger.node.chain import Chain
 from civicledger.services.identity.sdjwt import present
 from civicledger.services.identity.status_list import MIN_BITS, StatusError
 from civicledger.services.identity.verifier import VerificationError
+from identity_samples import QUALIFICATION, RESIDENT, issuing_city
 
 DOMAIN = "https://library.testville.example"
 AGENCY = "city-hall"
 HOLDER = PrivateKey.from_seed(bytes(range(1, 33)))
 OTHER = PrivateKey.from_seed(bytes(range(2, 34)))
-RESIDENT = {
-    "given_name": "Minji",
-    "family_name": "Kimura-Park",
-    "birthdate": "1990-04-17",
-    "address": "12 Maple Lane, Apt 3, Testville",
-    "district": "Riverside",
-}
-QUALIFICATION = {"qualification": "Licensed electrician", "license_number": "EL-2023-0042"}
 
 
 def now() -> datetime:
@@ -56,16 +47,7 @@ def now() -> datetime:
 
 @pytest.fixture
 def city(tmp_path: Path) -> CityDir:
-    layout = create_city(
-        tmp_path / "city",
-        city="Testville",
-        chain_id="testville-1",
-        agencies=[AgencySpec(AGENCY, "City Hall")],
-    )
-    create_did(CityLedger(layout), AGENCY)
-    grant_issuer(CityLedger(layout), AGENCY, "ResidentCard")
-    grant_issuer(CityLedger(layout), AGENCY, "Qualification")
-    return layout
+    return issuing_city(tmp_path / "city", [(AGENCY, "ResidentCard"), (AGENCY, "Qualification")])
 
 
 def _register(city: CityDir) -> Path:

@@ -24,11 +24,11 @@ import pytest
 from portal_helpers import html_lang
 
 from civicledger.agency.desk import IdentityDesk
-from civicledger.agency.issuer import create_did, grant_issuer, required_claims
-from civicledger.agency.ledger import CityLedger, NodeLedger
+from civicledger.agency.issuer import required_claims
+from civicledger.agency.ledger import NodeLedger
 from civicledger.agency.tokens import create_token
 from civicledger.api.server import BackgroundServer
-from civicledger.city import NODE_KEY, AgencySpec, CityDir, create_city, load_key
+from civicledger.city import NODE_KEY, CityDir, load_key
 from civicledger.node.embedded import EmbeddedNode
 from civicledger.services.identity.credentials import CREDENTIAL_TYPES, to_qr_payload
 from civicledger.services.identity.qr_image import qr_png
@@ -37,6 +37,7 @@ from civicledger.web import create_site
 from civicledger.web.i18n import Catalog, load_messages
 from civicledger.web.identity import CLAIM_FIELDS, EXPLAINED_REASONS, VERIFY_BODY_LIMIT
 from civicledger.web.identity import section as identity_section
+from identity_samples import RESIDENT, issuing_city
 
 DOMAIN = "https://id.testville.example"
 PAGES = [
@@ -46,13 +47,6 @@ PAGES = [
     "/identity/issue",
     "/identity/revoke",
 ]
-RESIDENT = {
-    "given_name": "Minji",
-    "family_name": "Kimura-Park",
-    "birthdate": "1990-04-17",
-    "address": "12 Maple Lane, Apt 3, Testville",
-    "district": "Riverside",
-}
 IDENTITY_DIR = Path(__file__).parents[2] / "src/civicledger/web/identity"
 
 
@@ -80,17 +74,7 @@ class ServedCity:
 def served_identity_city(root: Path) -> Iterator[ServedCity]:
     """A city with two issuing agencies and their desk tokens, served with an identity desk,
     and a holder wallet in ``root / "wallet"``. Also used by the browser test."""
-    layout = create_city(
-        root / "city",
-        city="Testville",
-        chain_id="testville-1",
-        agencies=[AgencySpec("city-hall", "City Hall"), AgencySpec("archive", "Archive")],
-    )
-    # Set-up through CityLedger, which opens the node itself: before the served node is opened.
-    create_did(CityLedger(layout), "city-hall")
-    create_did(CityLedger(layout), "archive")
-    grant_issuer(CityLedger(layout), "city-hall", "ResidentCard")
-    grant_issuer(CityLedger(layout), "archive", "Qualification")
+    layout = issuing_city(root / "city")  # before the served node opens: CityLedger opens it
     hall_token, _ = create_token(layout, "city-hall", "front desk", datetime.now(UTC))
     archive_token, _ = create_token(layout, "archive", "records desk", datetime.now(UTC))
     wallet = Wallet.create(root / "wallet")
