@@ -32,15 +32,18 @@ def issuing_city(
     grants: Iterable[tuple[str, str]] = GRANTS,
     *,
     did_keys: dict[str, str] | None = None,
+    more_agencies: Iterable[str] = (),
 ) -> CityDir:
     """A new city "Testville" in ``root`` whose agencies (those named in ``grants``) have
     ``did:civic`` documents and the grants. ``did_keys`` maps an agency to a keystore key of
     its own to assert with (created here), apart from its ledger key.
 
+    ``more_agencies`` are added to genesis without a DID or grants (a poll's registrar...).
     Uses ``CityLedger``, which opens the node itself: call it before serving the city.
     """
     grants = list(grants)
-    agencies = sorted({agency for agency, _ in grants})
+    issuers = sorted({agency for agency, _ in grants})
+    agencies = sorted({*issuers, *more_agencies})
     layout = create_city(
         root,
         city="Testville",
@@ -48,7 +51,7 @@ def issuing_city(
         agencies=[AgencySpec(a, a.replace("-", " ").title()) for a in agencies],
     )
     ledger = CityLedger(layout)
-    for agency in agencies:
+    for agency in issuers:
         key_name = (did_keys or {}).get(agency)
         if key_name is not None:
             layout.keystore.create(key_name)

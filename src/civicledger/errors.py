@@ -19,7 +19,9 @@ error with its status, e.g. a body over the limit), ``web.i18n.CatalogError`` (a
 section's messages are inconsistent), and in ``services.identity``: ``vc.CredentialError`` (a
 credential, presentation or proof refused), ``resolver.DidResolutionError``,
 ``issuers.IssuerNotAuthorized``, ``status_list.StatusError``, ``wallet.WalletError`` and
-``verifier.VerificationError`` / ``verifier.ChallengeError``.
+``verifier.VerificationError`` / ``verifier.ChallengeError``; in ``services.voting``:
+``group.GroupError`` (``bad_group_element``), ``proofs.ProofFormatError`` (``malformed_proof``),
+``ballot.BallotError``, ``dkg.DkgError`` and ``dlog.DlogError`` (``result_out_of_range``).
 
 Low-level errors (``sqlite3.Error``, ``nacl.exceptions.BadSignatureError``, ``KeyError``) are
 wrapped into these with ``raise ... from``.

@@ -29,6 +29,7 @@ from civicledger.api.app import create_app
 from civicledger.api.server import BackgroundServer
 from civicledger.city import CityDir
 from civicledger.node.embedded import EmbeddedNode
+from civicledger.services.registry import city_registry
 from conftest import digest, make_city
 
 
@@ -56,7 +57,7 @@ def _desk(node: EmbeddedNode, root: Path) -> IdentityDesk:
 @pytest.fixture(scope="module")
 def api_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BaseSchema]:
     root = Path(tmp_path_factory.mktemp("fuzz"))
-    city = make_city(root / "city")
+    city = make_city(root / "city", city_registry())
     with city.open_node() as node:
         for n in range(1, 4):
             node.submit(
@@ -79,7 +80,7 @@ def operation_labels() -> list[str]:
 
 def _spec_paths() -> list[tuple[str, dict[str, object]]]:
     root = Path(tempfile.mkdtemp(prefix="civic-spec-"))
-    city = make_city(root / "city")
+    city = make_city(root / "city", city_registry())
     with city.open_node() as node:
         return list(
             create_app(node, identity=_desk(node, root / "desk")).openapi()["paths"].items()

@@ -21,6 +21,7 @@ from civicledger.node.embedded import EmbeddedNode
 __all__ = ["AgencyLedger", "CityLedger", "NodeLedger", "TxFailed"]
 
 RECEIPT_TIMEOUT_S = 60.0
+_LOCK_STRIPES = 64
 
 
 class TxFailed(CivicError):  # noqa: N818  (reads as the verdict, like TxRejected)
@@ -45,6 +46,9 @@ class AgencyLedger(Protocol):
 
     def send(self, signer: str, contract: str, method: str, args: dict[str, Any]) -> Any:
         """Sign with keystore key ``signer``, commit, return the result; ``TxFailed`` if not ok."""
+
+    def send_as(self, key: PrivateKey, contract: str, method: str, args: dict[str, Any]) -> Any:
+        """The same, signed with a key from outside the keystore (a voter's, a trustee's)."""
 
 
 def _result(receipt: Receipt, contract: str, method: str) -> Any:
@@ -81,10 +85,12 @@ class CityLedger:
         return load_key(self.city.require().keystore, name, self._passphrase)
 
     def send(self, signer: str, contract: str, method: str, args: dict[str, Any]) -> Any:
-        key, node_key = self.key(signer), self.key(NODE_KEY)
+        return self.send_as(self.key(signer), contract, method, args)
+
+    def send_as(self, key: PrivateKey, contract: str, method: str, args: dict[str, Any]) -> Any:
         layout = self.city.require()
-        with EmbeddedNode(layout.data_path, node_key) as node:
-            tx = Signer(signer, key, node.chain).sign(contract, method, args)
+        with EmbeddedNode(layout.data_path, self.key(NODE_KEY)) as node:
+            tx = Signer(key.public.did, key, node.chain).sign(contract, method, args)
             try:
                 receipt = node.submit(tx, timeout=RECEIPT_TIMEOUT_S)
             except TimeoutError as e:
@@ -98,15 +104,16 @@ class NodeLedger:
     """A running node's ledger, shared with its API and portal.
 
     Writes by one signer are serialised here (the next nonce is read from the chain, so two
-    concurrent writes by one key would collide); different signers proceed in parallel.
+    concurrent writes by one key would collide); different signers mostly proceed in parallel
+    (locks are striped by signer).
     """
 
     def __init__(self, city: CityDir, node: EmbeddedNode, passphrase: str | None = None) -> None:
         self.city = city
         self.node = node
         self._passphrase = passphrase
-        self._locks: dict[str, threading.Lock] = {}
-        self._guard = threading.Lock()
+        # Striped: one lock per signer would grow with every voter key ever seen.
+        self._locks = tuple(threading.Lock() for _ in range(_LOCK_STRIPES))
 
     def query(self, contract: str, method: str, args: dict[str, Any]) -> Any:
         return self.node.chain.query(contract, method, args)
@@ -118,10 +125,11 @@ class NodeLedger:
         return load_key(self.city.require().keystore, name, self._passphrase)
 
     def send(self, signer: str, contract: str, method: str, args: dict[str, Any]) -> Any:
-        key = self.key(signer)
-        with self._guard:
-            lock = self._locks.setdefault(signer, threading.Lock())
-        with lock:
+        return self.send_as(self.key(signer), contract, method, args)
+
+    def send_as(self, key: PrivateKey, contract: str, method: str, args: dict[str, Any]) -> Any:
+        signer = key.public.did
+        with self._locks[hash(signer) % _LOCK_STRIPES]:
             tx = Signer(signer, key, self.node.chain).sign(contract, method, args)
             try:
                 receipt = self.node.submit(tx, timeout=RECEIPT_TIMEOUT_S)

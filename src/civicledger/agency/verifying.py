@@ -142,6 +142,7 @@ def verify_file(
     challenge: str,
     domain: str,
     now: datetime,
+    expected_type: str | None = None,
 ) -> tuple[VerifiedCredential, ...]:
     """Verify a presentation against the local ledger and the city directory's status lists.
 
@@ -154,5 +155,5 @@ def verify_file(
         challenges=_StoredChallenges(ChallengeStore(ledger.city), domain, challenge),
     )
     if isinstance(presentation, str):
-        return (verifier.verify_sd_jwt(presentation, now=now),)
-    return verifier.verify_presentation(presentation, now=now)
+        return (verifier.verify_sd_jwt(presentation, now=now, expected_type=expected_type),)
+    return verifier.verify_presentation(presentation, now=now, expected_type=expected_type)

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 
 import civicledger
 from civicledger.agency.desk import IdentityDesk
+from civicledger.agency.poll_desk import PollDesk
 from civicledger.api.batch_routes import batch_router
 from civicledger.api.events import EventHub
 from civicledger.api.identity_routes import IDENTITY_QR_PATH, identity_router
@@ -22,6 +23,7 @@ from civicledger.api.ledger_routes import ledger_router
 from civicledger.api.limits import BodyLimitMiddleware
 from civicledger.api.metrics import NodeMetrics
 from civicledger.api.ops_routes import ops_router
+from civicledger.api.poll_routes import poll_router
 from civicledger.api.problems import install_problem_handlers
 from civicledger.api.settings import ApiSettings
 from civicledger.api.stream_routes import stream_router
@@ -40,7 +42,7 @@ def create_app(
     """The API app for ``node``; the caller owns the node and closes it after the server stops.
 
     ``identity`` (the node's identity desk, which needs the city directory) adds the
-    ``/identity`` routes; without it the node serves the ledger only.
+    ``/identity`` and ``/polls`` routes; without it the node serves the ledger only.
     """
     settings = settings or ApiSettings()
     metrics = NodeMetrics(node, rate_window_s=settings.rate_window_s)
@@ -93,5 +95,7 @@ def create_app(
     app.include_router(stream_router(node, hub, settings), prefix=API_PREFIX)
     if identity is not None:
         app.include_router(identity_router(identity), prefix=API_PREFIX)
+        app.state.polls = PollDesk(identity.ledger, identity)
+        app.include_router(poll_router(app.state.polls), prefix=API_PREFIX)
     app.include_router(ops_router(node, metrics))
     return app

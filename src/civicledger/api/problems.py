@@ -40,6 +40,13 @@ _STATUS_BY_REASON: dict[str, int] = {
     "already_revoked": 409,
     "clock_behind": 503,
     "too_many_challenges": 503,
+    # polls desk
+    "unknown_poll": 404,
+    "wrong_registrar": 403,
+    "not_eligible": 403,
+    "already_registered": 409,
+    "voter_key_in_use": 409,
+    "registrar_unavailable": 503,
     "request_timeout": 408,
     "not_found": 404,
     "validation": 422,

@@ -106,6 +106,9 @@ class TxContext:
     state: TxState
     authority: Authority
     events: list[Event] = field(default_factory=list)
+    chain_id: str = ""
+    """The chain the transaction was signed for (checked against the node's genesis before
+    execution): lets a contract bind data to this chain, e.g. a ballot's proof context."""
 
     def _key(self, key: str) -> str:
         return f"{self.contract}/{key}"

@@ -187,6 +187,7 @@ class Executor:
             tx_id=tx.tx_id_hex,
             state=state,
             authority=Authority(state),
+            chain_id=tx.body.chain_id,
         )
         common = {"tx_id": tx.tx_id_hex, "height": height, "index": index, "leaf_index": leaf_index}
         try:

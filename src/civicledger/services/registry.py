@@ -12,8 +12,11 @@ from civicledger.contracts.registry import ContractRegistry
 from civicledger.services.identity.did_registry import DidRegistry
 from civicledger.services.identity.status_registry import StatusListRegistry
 from civicledger.services.identity.visits import Visits
+from civicledger.services.voting.polls import Polls
 
 
 def city_registry() -> ContractRegistry:
-    """Governance, notary, and the identity service's DID registry, status lists and visits."""
-    return ContractRegistry([Governance(), Notary(), DidRegistry(), StatusListRegistry(), Visits()])
+    """Governance, notary, the identity service's DID registry, status lists and visits, polls."""
+    return ContractRegistry(
+        [Governance(), Notary(), DidRegistry(), StatusListRegistry(), Visits(), Polls()]
+    )

@@ -103,6 +103,11 @@ class CredentialStatus:
     """True if a ``suspension`` list has the credential's bit set (may be lifted)."""
     list_digest: str
     """The anchored digest (hex) of the list that was checked: the verifier's evidence."""
+    list_id: str = ""
+    """The list the credential's entry names (``statusListCredential``)."""
+    index: int = -1
+    """The credential's index in that list: with ``list_id`` and the issuer, unique to one
+    credential (a registrar derives per-poll pseudonyms from it)."""
 
 
 class StatusList:
@@ -430,6 +435,8 @@ def check_status(
         revoked=bit and entry.purpose == "revocation",
         suspended=bit and entry.purpose == "suspension",
         list_digest=actual,
+        list_id=entry.status_list_credential,
+        index=entry.index,
     )
 
 

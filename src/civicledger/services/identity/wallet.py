@@ -30,6 +30,8 @@ the verifier's job, with the trust anchors it chooses.
 from __future__ import annotations
 
 import builtins
+import hashlib
+import hmac
 import json
 import os
 import re
@@ -42,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from civicledger.crypto.encoding import canonical_json, from_b64url, parse_json
-from civicledger.crypto.keys import PublicKey
+from civicledger.crypto.keys import PrivateKey, PublicKey
 from civicledger.errors import CivicError, EncodingError, KeystoreError
 from civicledger.files import (
     FileTooLargeError,
@@ -99,6 +101,7 @@ class WalletReason(StrEnum):
     CORRUPT = "corrupt_wallet_file"
     INSECURE = "insecure_permissions"
     IO = "wallet_io"
+    BAD_REQUEST = "bad_wallet_request"
 
 
 class WalletError(CivicError):
@@ -443,6 +446,18 @@ class Wallet:
         )
 
     # --- files --------------------------------------------------------------------------------
+
+    def poll_key(self, poll_id: str, *, passphrase: str | None = None) -> PrivateKey:
+        """This wallet's voting key for one poll: derived from the holder key and the poll id,
+        so it is the same every time (a vote can be changed later) yet no two polls' keys can
+        be linked to each other or to the holder's did:key by anyone without the holder key."""
+        if not isinstance(poll_id, str) or not poll_id or len(poll_id) > 128:
+            raise _error(WalletReason.BAD_REQUEST, "a poll id is a non-empty string")
+        holder = Keystore(self._path).load(HOLDER_KEY_NAME, passphrase=passphrase)
+        seed = hmac.new(
+            holder.seed, b"civicledger/poll-key/v1\0" + poll_id.encode("utf-8"), hashlib.sha256
+        ).digest()
+        return PrivateKey.from_seed(seed)
 
     def _credentials_dir(self, *, create: bool) -> Path:
         directory = self._path / _CREDENTIALS
