@@ -109,6 +109,7 @@ __all__ = [
     "required_claims",
     "revoke_issuer",
     "save_credential",
+    "use_signing_key",
 ]
 
 FORMAT_VERSION = 1
@@ -383,6 +384,14 @@ def create_did(ledger: AgencyLedger, agency: str, *, key_name: str | None = None
     with _locked(directory):
         _write_json(directory / "issuer.json", {"format": FORMAT_VERSION, "key": name})
     return civic_did(agency)
+
+
+def use_signing_key(city: CityDir, agency: str, key_name: str) -> None:
+    """Record that ``agency`` issues with keystore key ``key_name`` (an assertion key of its
+    existing ``did:civic``), for a DID created some other way than ``create_did``."""
+    directory = identity_dir(city, agency)
+    with _locked(directory):
+        _write_json(directory / "issuer.json", {"format": FORMAT_VERSION, "key": key_name})
 
 
 def grant_issuer(ledger: AgencyLedger, agency: str, credential_type: str) -> dict[str, Any]:

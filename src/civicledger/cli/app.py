@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from civicledger.cli import demo, identity, keys, ledger, node, proof, setup, tx, wallet
+from civicledger.cli import demo, identity, keys, ledger, node, poll, proof, setup, tx, wallet
 from civicledger.cli._common import DEFAULT_DIR, CliState, error_line
 from civicledger.errors import CivicError
 
@@ -78,6 +78,7 @@ app.add_typer(node.app, name="node")
 app.command("demo")(demo.demo)
 app.add_typer(wallet.app, name="wallet")
 app.add_typer(identity.app, name="identity")
+app.add_typer(poll.app, name="poll")
 
 
 def main() -> None:

@@ -41,6 +41,7 @@ from civicledger.demo import (
     summarize,
 )
 from civicledger.demo_identity import DemoIdentity, run_identity
+from civicledger.demo_voting import DemoVoting, run_voting
 from civicledger.node.embedded import EmbeddedNode
 from civicledger.web.site import create_site
 
@@ -94,6 +95,9 @@ def demo(
 
         console.print(Rule("identity"))
         _print_identity(console, run_identity(layout))
+
+        console.print(Rule("polls (mVoting)"))
+        _print_voting(console, run_voting(layout))
 
         console.print(Rule("the ledger"))
         _print_summary(console, summarize(layout))
@@ -193,6 +197,18 @@ def _print_identity(console: Console, identity: DemoIdentity) -> None:
     console.print(
         f"wallets (did:key, personal data) in {identity.wallets}: off the ledger, which holds "
         "only DID documents, issuer grants and status-list digests"
+    )
+
+
+def _print_voting(console: Console, voting: DemoVoting) -> None:
+    table = Table("#", "step", "outcome", "detail")
+    for number, step in enumerate(voting.steps, 1):
+        detail = step.detail if step.reason is None else f"{step.reason}: {step.detail}"
+        table.add_row(str(number), step.title, _render.status_text(step.outcome), detail)
+    console.print(table)
+    console.print(
+        "the ledger holds per-poll pseudonyms and voting keys, never who voted; secret ballots "
+        "are encrypted to the trustees' joint key, which no one holds"
     )
 
 

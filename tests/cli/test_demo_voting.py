@@ -1,0 +1,57 @@
+"""The demo city's polls: every step, the results, the independent audit, and a scan of the
+ledger for anything that would tell who voted or how."""
+
+from __future__ import annotations
+
+import pytest
+
+from civicledger.city import CityDir
+from civicledger.demo import create_demo_city, run_scenario
+from civicledger.demo_identity import run_identity
+from civicledger.demo_voting import OPEN_POLL, SECRET_POLL, DemoVoting, run_voting
+from civicledger.node.chain import Chain
+from civicledger.services.identity.wallet import Wallet
+
+REFUSALS = {
+    "voter-2 votes before the polls open": "poll_not_open",
+    "voter-1 tries to register again from another wallet key": "already_registered",
+    "voter-6 votes after closing": "poll_closed",
+}
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[CityDir, DemoVoting]:
+    layout = create_demo_city(tmp_path_factory.mktemp("demo") / "seoul")
+    run_scenario(layout)
+    run_identity(layout)
+    return layout, run_voting(layout)
+
+
+def test_every_step_and_the_results(demo: tuple[CityDir, DemoVoting]) -> None:
+    layout, voting = demo
+    refused = {s.title: s.reason for s in voting.steps if s.outcome == "refused"}
+    assert refused == REFUSALS
+    assert all(s.outcome == "ok" for s in voting.steps if s.title not in REFUSALS)
+    # Open: yes, yes, no, yes, no→yes, yes. Secret (up to two): housing 3, jobs 4, culture 2.
+    assert voting.open_tally["counts"] == [5, 1]
+    assert voting.secret_result == [3, 4, 2]
+    assert voting.audit_ok is True
+    chain = Chain(layout.data_path)
+    try:
+        poll = chain.query("polls", "poll", {"poll_id": SECRET_POLL})
+        assert poll["result"]["counts"] == [3, 4, 2]
+        assert poll["result"]["trustees"] == [1, 2, 3]
+        assert chain.query("polls", "turnout", {"poll_id": OPEN_POLL})["voted"] == 6
+    finally:
+        chain.close()
+
+
+def test_the_ledger_never_says_who_voted(demo: tuple[CityDir, DemoVoting]) -> None:
+    layout, voting = demo
+    raw = b"".join(p.read_bytes() for p in layout.data_path.iterdir() if p.is_file())
+    for name, pseudonym in voting.pseudonyms.items():
+        assert pseudonym.encode() in raw, name  # the scan reads what the ledger holds
+        holder = Wallet.open(layout.root / "wallets" / name).holder
+        assert holder.encode() not in raw, name  # the resident's did:key: never
+    for secret in (b"Voter 1", b"demo address", b"1971-05-02", b"1988-09-17"):
+        assert secret not in raw, secret
