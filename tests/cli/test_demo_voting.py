@@ -3,14 +3,21 @@ ledger for anything that would tell who voted or how."""
 
 from __future__ import annotations
 
+import re
+
+import httpx
 import pytest
 
-from civicledger.city import CityDir
+from civicledger.agency.desk import node_desk
+from civicledger.api.server import BackgroundServer
+from civicledger.city import NODE_KEY, CityDir, load_key
 from civicledger.demo import create_demo_city, run_scenario
 from civicledger.demo_identity import run_identity
 from civicledger.demo_voting import OPEN_POLL, SECRET_POLL, DemoVoting, run_voting
 from civicledger.node.chain import Chain
+from civicledger.node.embedded import EmbeddedNode
 from civicledger.services.identity.wallet import Wallet
+from civicledger.web.site import create_site
 
 REFUSALS = {
     "voter-2 votes before the polls open": "poll_not_open",
@@ -55,3 +62,18 @@ def test_the_ledger_never_says_who_voted(demo: tuple[CityDir, DemoVoting]) -> No
         assert holder.encode() not in raw, name  # the resident's did:key: never
     for secret in (b"Voter 1", b"demo address", b"1971-05-02", b"1988-09-17"):
         assert secret not in raw, secret
+
+
+def test_the_dashboard_shows_the_verified_secret_result(demo: tuple[CityDir, DemoVoting]) -> None:
+    layout, _ = demo
+    with EmbeddedNode(layout.data_path, load_key(layout.keystore, NODE_KEY, None)) as node:
+        site = create_site(node, identity=node_desk(layout, node, served_at="http://demo"))
+        with BackgroundServer(site) as server, httpx.Client(base_url=server.url) as http:
+            page = http.get(f"/polls/{SECRET_POLL}", params={"lang": "en"})
+            listed = http.get("/api/v1/polls").json()
+    assert page.status_code == 200
+    text = page.text
+    for option, count in (("Housing support", 3), ("Jobs", 4), ("Cultural spaces", 2)):
+        assert option in text
+        assert re.search(rf"{option}.{{0,400}}\b{count}\b", text, re.DOTALL), option
+    assert sorted(p["poll_id"] for p in listed["polls"]) == [OPEN_POLL, SECRET_POLL]

@@ -42,8 +42,11 @@ class PollDesk:
     def tally(self, poll_id: str) -> Any:
         return self._query("tally", {"poll_id": poll_id})
 
-    def series(self, poll_id: str, *, after_ms: int = 0, limit: int = 1000) -> Any:
+    def series(self, poll_id: str, *, after_ms: int = -1, limit: int = 1000) -> Any:
         return self._query("series", {"poll_id": poll_id, "after_ms": after_ms, "limit": limit})
+
+    def trustees(self, poll_id: str) -> Any:
+        return self._query("trustees", {"poll_id": poll_id})
 
     def ballot(self, poll_id: str, pseudonym: str) -> Any:
         return self._query("ballot", {"poll_id": poll_id, "pseudonym": pseudonym})

@@ -61,8 +61,8 @@ def poll_router(desk: PollDesk) -> APIRouter:
         after: Annotated[str, Query(max_length=64)] = "",
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> Response:
-        """Polls in id order, paginated with ``after``."""
-        return _json({"polls": desk.polls(after=after, limit=limit)})
+        """Polls in id order, paginated with ``after``: ``{"polls": [...], "next": ...}``."""
+        return _json(desk.polls(after=after, limit=limit))
 
     @router.get("/{poll_id}", responses=problem_responses(404, 422))
     def show(poll_id: PollId) -> Response:
@@ -74,7 +74,7 @@ def poll_router(desk: PollDesk) -> APIRouter:
     @router.get("/{poll_id}/series", responses=problem_responses(404, 422))
     def series(
         poll_id: PollId,
-        after_ms: Annotated[int, Query(ge=0, le=2**53)] = 0,
+        after_ms: Annotated[int, Query(ge=-1, le=2**53)] = -1,
         limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
     ) -> Response:
         """Turnout over time: one point per block time at which it changed."""

@@ -19,6 +19,7 @@ from civicledger.node.embedded import EmbeddedNode
 from civicledger.web.explorer import section as explorer_section
 from civicledger.web.identity import VERIFY_BODY_LIMIT, VERIFY_PATH
 from civicledger.web.identity import section as identity_section
+from civicledger.web.polls import section as polls_section
 from civicledger.web.portal import (
     STATIC_DIR,
     ExceptionHandler,
@@ -37,14 +38,18 @@ def install_portal(app: FastAPI, sections: Sequence[PortalSection] = ()) -> Port
     """Add the portal (explorer, verify page and ``sections``) to an app made by ``create_app``.
 
     The app must hold the running node as ``app.state.node``. When it also holds an identity
-    desk (``app.state.identity``), the identity pages are added too, unless ``sections``
-    brings its own. Raises ``CatalogError`` if a section's messages, slug or prefix are
-    inconsistent, before anything is served.
+    desk (``app.state.identity``), the identity pages are added too, and with a poll desk
+    (``app.state.polls``) the poll pages, unless ``sections`` brings its own. Raises
+    ``CatalogError`` if a section's messages, slug or prefix are inconsistent, before anything
+    is served.
     """
     defaults = [explorer_section(), verify_section()]
     has_desk = getattr(app.state, "identity", None) is not None
     if has_desk and all(s.slug != "identity" for s in sections):
         defaults.append(identity_section())
+    has_polls = getattr(app.state, "polls", None) is not None
+    if has_polls and all(s.slug != "polls" for s in sections):
+        defaults.append(polls_section())
     portal = Portal([*defaults, *sections])
     app.state.portal = portal
     app.mount("/static/portal", StaticFiles(directory=STATIC_DIR), name="portal-static")
