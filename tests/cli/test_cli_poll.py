@@ -108,7 +108,18 @@ def test_secret_poll_from_the_command_line(civic: Civic, tmp_path: Path) -> None
     _wait_until(shown["poll"]["opens_ms"])
     _ok(civic(*base, "poll", "vote", POLL, "--choice", "1", "--wallet", wallet))
     changed = _ok(civic(*base, "poll", "vote", POLL, "--choice", "2", "--wallet", wallet))
-    assert "tracking code" in changed.stdout
+    code = re.search(r"tracking code\s+([0-9a-f]{64})", changed.stdout)
+    assert code is not None, changed.stdout
+    proof_file = tmp_path / "ballot.proof.json"
+    tracked = _ok(civic(*base, "poll", "track", POLL, "--wallet", wallet, "--out", proof_file))
+    assert code.group(1) in tracked.stdout  # the counted ballot is the last one cast
+    assert "inclusion proof verified" in tracked.stdout
+    _ok(civic(*base, "proof", "verify", proof_file, "--genesis", city / "genesis.json"))
+    stranger = tmp_path / "stranger"
+    _ok(civic("wallet", "create", "--wallet", stranger))
+    assert_one_error_line(
+        civic(*base, "poll", "track", POLL, "--wallet", stranger), "not_registered"
+    )
     two = civic(*base, "poll", "vote", POLL, "--choice", "0", "--choice", "2", "--wallet", wallet)
     assert_one_error_line(two, "invalid_choices")
     assert json.loads(_ok(civic(*base, "poll", "show", POLL)).stdout)["tally"] is None

@@ -23,10 +23,16 @@ from civicledger.agency.trustee import Trustee
 from civicledger.agency.verifying import ChallengeStore, verify_file
 from civicledger.cli import _render
 from civicledger.cli._common import json_object, out, passphrase_from_env, state
+from civicledger.cli.proof import prove_tx
 from civicledger.errors import CivicError
 from civicledger.services.identity.wallet import Wallet
 from civicledger.services.voting import group
-from civicledger.services.voting.ballot import ballot_context, encrypt_ballot, tracking_code
+from civicledger.services.voting.ballot import (
+    EncryptedBallot,
+    ballot_context,
+    encrypt_ballot,
+    tracking_code,
+)
 
 app = typer.Typer(
     help="Policy polls: create, register, vote, trustees' steps, verify.", no_args_is_help=True
@@ -213,6 +219,52 @@ def vote(
             [("voted", f"{poll_id} (encrypted)"), ("tracking code", tracking_code(ballot, context))]
         )
     )
+
+
+@app.command("track")
+def track(
+    ctx: typer.Context,
+    poll_id: _PollId,
+    wallet: _WalletDir = Path("wallet"),
+    output: Annotated[
+        Path | None,
+        typer.Option("--out", metavar="FILE", help="Also write the inclusion proof here."),
+    ] = None,
+    passphrase_env: _PassphraseEnv = None,
+) -> None:
+    """Find the ballot that counts for this wallet, prove it is on the ledger (against the
+    genesis producers) and check it is the one the tracking code names."""
+    passphrase = passphrase_from_env(passphrase_env)
+    layout = state(ctx).city.require()
+    ledger = CityLedger(layout)
+    poll = _poll(ledger, poll_id)
+    voter = Wallet.open(wallet).poll_key(poll_id, passphrase=passphrase).public.did
+    pseudonym = ledger.query(POLLS_CONTRACT, "pseudonym", {"poll_id": poll_id, "voter_key": voter})
+    if not isinstance(pseudonym, str):
+        raise CivicError("this wallet is not registered for the poll", reason="not_registered")
+    counted = ledger.query(POLLS_CONTRACT, "ballot", {"poll_id": poll_id, "pseudonym": pseudonym})
+    if not isinstance(counted, dict):
+        raise CivicError("this wallet has not voted in the poll", reason="no_ballot")
+    tx, receipt = prove_tx(layout, str(counted["tx_id"]), output)
+    if tx.body.signer != voter or receipt.status != "ok":
+        raise CivicError("the proven transaction is not this wallet's ballot", reason="bad_proof")
+    rows = [
+        ("poll", poll_id),
+        ("pseudonym", pseudonym),
+        ("transaction", str(counted["tx_id"])),
+        ("block", str(counted["height"])),
+        ("included", "yes: inclusion proof verified against the genesis producers"),
+        ("counted", "yes: it is the latest ballot of this pseudonym, the one the tally uses"),
+    ]
+    if poll["mode"] == "secret":
+        ballot = EncryptedBallot.from_json(tx.body.args["ballot"])
+        code = tracking_code(ballot, ballot_context(poll["chain_id"], poll_id, voter))
+        if code != counted.get("tracking_code"):
+            raise CivicError("the ballot's tracking code does not match", reason="bad_proof")
+        rows.insert(2, ("tracking code", code))
+    else:
+        rows.insert(2, ("choices", str(tx.body.args["choices"])))
+    out().print(_render.fields(rows))
 
 
 @app.command("verify")

@@ -15,6 +15,7 @@ import typer
 from rich.text import Text
 from typer.core import TyperGroup
 
+from civicledger.city import CityDir
 from civicledger.cli import _render
 from civicledger.cli._common import hex_id, out, state, warning_line
 from civicledger.cli.ledger import open_chain
@@ -29,6 +30,8 @@ from civicledger.ledger.proofs import (
     verify_consistency_bundle,
     verify_inclusion_bundle,
 )
+from civicledger.ledger.receipt import Receipt
+from civicledger.ledger.tx import SignedTx
 
 
 class _ProofGroup(TyperGroup):
@@ -217,3 +220,14 @@ def _check_did(did: str) -> None:
         PublicKey.from_did(did)
     except EncodingError as e:
         raise typer.BadParameter(e.message, param_hint="--trust") from e
+
+
+def prove_tx(layout: CityDir, tx_id: str, output: Path | None = None) -> tuple[SignedTx, Receipt]:
+    """A transaction's inclusion proof from the local ledger, verified as a citizen would: from
+    the bundle alone against the genesis producers; written to ``output`` if given."""
+    with open_chain(layout) as chain:
+        bundle = chain.inclusion_proof(hex_id(tx_id, "transaction id"))
+    if output is not None:
+        _write(bundle, output)
+    trusted = frozenset(Genesis.load(layout.genesis_path).producers)
+    return verify_inclusion_bundle(bundle, trusted)

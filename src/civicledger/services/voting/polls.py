@@ -278,6 +278,10 @@ class BallotRef(PollRef):
     pseudonym: str = Field(pattern=PSEUDONYM_PATTERN)
 
 
+class VoterKeyRef(PollRef):
+    voter_key: str = Field(max_length=128)
+
+
 class ListBallots(PollRef):
     after: str = Field(default="", pattern=r"^([0-9a-f]{64})?$")
     limit: int = Field(default=100, ge=1, le=MAX_PAGE)
@@ -770,6 +774,11 @@ class Polls(Contract):
     def ballot(self, ctx: QueryContext, args: BallotRef) -> Any:
         """A voter's latest ballot (tracking code, tx id, time; encrypted ballot if secret)."""
         return ctx.get(_ballot_key(args.poll_id, args.pseudonym))
+
+    @query(VoterKeyRef)
+    def pseudonym(self, ctx: QueryContext, args: VoterKeyRef) -> Any:
+        """The pseudonym a voter key was registered under, or null (a voter finds its ballot)."""
+        return ctx.get(_key_key(args.poll_id, args.voter_key))
 
     @query(ListBallots)
     def ballots(self, ctx: QueryContext, args: ListBallots) -> Any:
