@@ -18,7 +18,7 @@ from civicledger.ledger.receipt import Receipt
 from civicledger.node.chain import Chain
 from civicledger.node.embedded import EmbeddedNode
 
-__all__ = ["AgencyLedger", "CityLedger", "NodeLedger", "TxFailed"]
+__all__ = ["AgencyLedger", "CityLedger", "LedgerAccess", "NodeLedger", "TxFailed"]
 
 RECEIPT_TIMEOUT_S = 60.0
 _LOCK_STRIPES = 64
@@ -30,13 +30,21 @@ class TxFailed(CivicError):  # noqa: N818  (reads as the verdict, like TxRejecte
     reason = "tx_failed"
 
 
-class AgencyLedger(Protocol):
-    """What an agency service needs of the ledger."""
-
-    city: CityDir
+class LedgerAccess(Protocol):
+    """Reading and writing the ledger with keys the caller holds: all a voter's or a trustee's
+    tools need, locally (``CityLedger``, ``NodeLedger``) or over HTTP (``agency.remote``)."""
 
     def query(self, contract: str, method: str, args: dict[str, Any]) -> Any:
         """A contract query at the head (as ``Chain.query``)."""
+
+    def send_as(self, key: PrivateKey, contract: str, method: str, args: dict[str, Any]) -> Any:
+        """Sign with ``key``, commit, return the result; ``TxFailed`` if refused or failed."""
+
+
+class AgencyLedger(LedgerAccess, Protocol):
+    """What an agency service needs of the ledger: also its city directory and keystore."""
+
+    city: CityDir
 
     def head_time_ms(self) -> int:
         """The head block's time."""
@@ -46,9 +54,6 @@ class AgencyLedger(Protocol):
 
     def send(self, signer: str, contract: str, method: str, args: dict[str, Any]) -> Any:
         """Sign with keystore key ``signer``, commit, return the result; ``TxFailed`` if not ok."""
-
-    def send_as(self, key: PrivateKey, contract: str, method: str, args: dict[str, Any]) -> Any:
-        """The same, signed with a key from outside the keystore (a voter's, a trustee's)."""
 
 
 def _result(receipt: Receipt, contract: str, method: str) -> Any:

@@ -24,7 +24,7 @@ from typing import Any
 
 from nacl.public import PrivateKey as BoxPrivateKey
 
-from civicledger.agency.ledger import AgencyLedger
+from civicledger.agency.ledger import LedgerAccess
 from civicledger.crypto.keys import PrivateKey
 from civicledger.errors import CivicError
 from civicledger.files import read_private_file, write_new_file
@@ -50,7 +50,7 @@ class TrusteeError(CivicError):
     reason = "trustee_error"
 
 
-def _poll(ledger: AgencyLedger, poll_id: str) -> dict[str, Any]:
+def _poll(ledger: LedgerAccess, poll_id: str) -> dict[str, Any]:
     record = ledger.query(CONTRACT_NAME, "poll", {"poll_id": poll_id})
     if not isinstance(record, dict):
         raise TrusteeError(f"there is no poll {poll_id!r}", reason="unknown_poll")
@@ -59,7 +59,7 @@ def _poll(ledger: AgencyLedger, poll_id: str) -> dict[str, Any]:
     return record
 
 
-def _trustees(ledger: AgencyLedger, poll_id: str) -> list[dict[str, Any]]:
+def _trustees(ledger: LedgerAccess, poll_id: str) -> list[dict[str, Any]]:
     return list(ledger.query(CONTRACT_NAME, "trustees", {"poll_id": poll_id}))
 
 
@@ -113,7 +113,7 @@ class Trustee:
 
     def _send(
         self,
-        ledger: AgencyLedger,
+        ledger: LedgerAccess,
         method: str,
         args: dict[str, Any],
         passphrase: str | None,
@@ -125,13 +125,13 @@ class Trustee:
 
     # -- the key ceremony ----------------------------------------------------------------------
 
-    def join(self, ledger: AgencyLedger, poll_id: str, *, passphrase: str | None = None) -> None:
+    def join(self, ledger: LedgerAccess, poll_id: str, *, passphrase: str | None = None) -> None:
         """Post the box key the others will seal this trustee's shares to."""
         self.index(_poll(ledger, poll_id))
         args = {"poll_id": poll_id, "box_key": self.box_public_hex}
         self._send(ledger, "trustee_join", args, passphrase)
 
-    def deal(self, ledger: AgencyLedger, poll_id: str, *, passphrase: str | None = None) -> None:
+    def deal(self, ledger: LedgerAccess, poll_id: str, *, passphrase: str | None = None) -> None:
         """Make a polynomial, post its commitments, a proof of possession and the others'
         sealed shares; keep this trustee's own share in its directory."""
         poll = _poll(ledger, poll_id)
@@ -167,7 +167,7 @@ class Trustee:
         self._send(ledger, "trustee_deal", args, passphrase)
 
     def ack(
-        self, ledger: AgencyLedger, poll_id: str, *, passphrase: str | None = None
+        self, ledger: LedgerAccess, poll_id: str, *, passphrase: str | None = None
     ) -> list[int]:
         """Open the shares sealed to this trustee, check each against its dealer's commitments
         and post the dealers whose share failed (none: the ceremony can finish)."""
@@ -181,7 +181,7 @@ class Trustee:
 
     # -- the count -----------------------------------------------------------------------------
 
-    def decrypt(self, ledger: AgencyLedger, poll_id: str, *, passphrase: str | None = None) -> None:
+    def decrypt(self, ledger: LedgerAccess, poll_id: str, *, passphrase: str | None = None) -> None:
         """After closing: post this trustee's partial decryption of every option's aggregate,
         each with its proof."""
         poll = _poll(ledger, poll_id)
@@ -198,7 +198,7 @@ class Trustee:
         self._send(ledger, "decrypt_share", {"poll_id": poll_id, "partials": partials}, passphrase)
 
     def publish(
-        self, ledger: AgencyLedger, poll_id: str, *, passphrase: str | None = None
+        self, ledger: LedgerAccess, poll_id: str, *, passphrase: str | None = None
     ) -> list[int]:
         """Compute the counts from the posted partial decryptions and publish them (the
         contract stores them only if they match)."""
@@ -212,7 +212,7 @@ class Trustee:
         return self.directory / "polls" / f"{poll_id}.json"
 
     def _received(
-        self, ledger: AgencyLedger, poll: Mapping[str, Any], me: int, *, strict: bool
+        self, ledger: LedgerAccess, poll: Mapping[str, Any], me: int, *, strict: bool
     ) -> tuple[dict[int, int], set[int]]:
         """This trustee's shares from every dealer (its own from its file) and the dealers
         whose share did not open or verify."""
@@ -248,7 +248,7 @@ class Trustee:
         return shares, bad
 
 
-def compute_result(ledger: AgencyLedger, poll_id: str) -> list[int]:
+def compute_result(ledger: LedgerAccess, poll_id: str) -> list[int]:
     """The counts the posted partial decryptions give: the k lowest-numbered trustees' shares
     combined (as the contract does), then the discrete log of each option's total."""
     poll = _poll(ledger, poll_id)

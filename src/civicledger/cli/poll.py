@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,14 +18,16 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from civicledger.agency.ledger import CityLedger
+from civicledger.agency.ledger import CityLedger, LedgerAccess
 from civicledger.agency.poll_audit import verify_poll_in_city
 from civicledger.agency.registrar import POLLS_CONTRACT, Registrar
+from civicledger.agency.remote import ClientLedger
 from civicledger.agency.trustee import Trustee
 from civicledger.agency.verifying import ChallengeStore, verify_file
 from civicledger.cli import _render
 from civicledger.cli._common import json_object, out, passphrase_from_env, state
 from civicledger.cli.proof import prove_tx
+from civicledger.client import CivicClient
 from civicledger.errors import CivicError
 from civicledger.services.identity.wallet import Wallet
 from civicledger.services.voting import group
@@ -51,13 +55,31 @@ _WalletDir = Annotated[
 _TrusteeDir = Annotated[
     Path, typer.Option("--trustee", metavar="DIR", help="The trustee's directory.")
 ]
+_Node = Annotated[
+    str | None,
+    typer.Option(
+        metavar="URL",
+        help="Reach the city's node over HTTP (receipts proven against DIR/genesis.json) "
+        "instead of opening the ledger in DIR.",
+    ),
+]
+
+
+@contextmanager
+def _access(ctx: typer.Context, node: str | None) -> Iterator[LedgerAccess]:
+    """The ledger: the city directory's, or a node's over HTTP anchored in its genesis."""
+    if node is None:
+        yield _ledger(ctx)
+        return
+    with CivicClient(node, state(ctx).city.genesis()) as client:
+        yield ClientLedger(client)
 
 
 def _ledger(ctx: typer.Context, passphrase: str | None = None) -> CityLedger:
     return CityLedger(state(ctx).city.require(), passphrase)
 
 
-def _poll(ledger: CityLedger, poll_id: str) -> dict[str, Any]:
+def _poll(ledger: LedgerAccess, poll_id: str) -> dict[str, Any]:
     record = ledger.query(POLLS_CONTRACT, "poll", {"poll_id": poll_id})
     if not isinstance(record, dict):
         raise CivicError(f"there is no poll {poll_id!r}", reason="unknown_poll")
@@ -185,12 +207,23 @@ def vote(
         list[int] | None, typer.Option(metavar="N", help="An option's number (0-based).")
     ] = None,
     wallet: _WalletDir = Path("wallet"),
+    node: _Node = None,
     passphrase_env: _PassphraseEnv = None,
 ) -> None:
     """Vote (again, to change it) with the wallet's key for this poll. A secret ballot is
     encrypted here, with its proofs; its tracking code is printed."""
-    passphrase = passphrase_from_env(passphrase_env)
-    ledger = _ledger(ctx)
+    with _access(ctx, node) as ledger:
+        _vote(ctx, ledger, poll_id, choice, wallet, passphrase_from_env(passphrase_env))
+
+
+def _vote(
+    ctx: typer.Context,
+    ledger: LedgerAccess,
+    poll_id: str,
+    choice: list[int] | None,
+    wallet: Path,
+    passphrase: str | None,
+) -> None:
     poll = _poll(ledger, poll_id)
     key = Wallet.open(wallet).poll_key(poll_id, passphrase=passphrase)
     choices = sorted(set(choice or []))
@@ -295,10 +328,18 @@ def trustee_init(
     out().print(_render.fields([("trustee", made.did), ("directory", str(directory))]))
 
 
-def _step(ctx: typer.Context, poll_id: str, directory: Path, env: str | None, step: str) -> Any:
+def _step(
+    ctx: typer.Context,
+    poll_id: str,
+    directory: Path,
+    env: str | None,
+    step: str,
+    node: str | None = None,
+) -> Any:
     trustee = Trustee.open(directory)
     action = getattr(trustee, step)
-    return action(_ledger(ctx), poll_id, passphrase=passphrase_from_env(env))
+    with _access(ctx, node) as ledger:
+        return action(ledger, poll_id, passphrase=passphrase_from_env(env))
 
 
 @trustee_app.command("join")
@@ -306,10 +347,11 @@ def trustee_join(
     ctx: typer.Context,
     poll_id: _PollId,
     trustee: _TrusteeDir,
+    node: _Node = None,
     passphrase_env: _PassphraseEnv = None,
 ) -> None:
     """Post this trustee's box key (the ceremony's first round)."""
-    _step(ctx, poll_id, trustee, passphrase_env, "join")
+    _step(ctx, poll_id, trustee, passphrase_env, "join", node)
     out().print(Text.assemble(("joined ", "bold green"), poll_id))
 
 
@@ -318,10 +360,11 @@ def trustee_deal(
     ctx: typer.Context,
     poll_id: _PollId,
     trustee: _TrusteeDir,
+    node: _Node = None,
     passphrase_env: _PassphraseEnv = None,
 ) -> None:
     """Post commitments, a proof of possession and the others' sealed shares."""
-    _step(ctx, poll_id, trustee, passphrase_env, "deal")
+    _step(ctx, poll_id, trustee, passphrase_env, "deal", node)
     out().print(Text.assemble(("dealt ", "bold green"), poll_id))
 
 
@@ -330,10 +373,11 @@ def trustee_ack(
     ctx: typer.Context,
     poll_id: _PollId,
     trustee: _TrusteeDir,
+    node: _Node = None,
     passphrase_env: _PassphraseEnv = None,
 ) -> None:
     """Check the shares received and post the complaints (none: the key can be made)."""
-    complaints = _step(ctx, poll_id, trustee, passphrase_env, "ack")
+    complaints = _step(ctx, poll_id, trustee, passphrase_env, "ack", node)
     message = f"complaints against {complaints}" if complaints else "all shares verified"
     out().print(Text.assemble(("acknowledged ", "bold green"), f"{poll_id}: {message}"))
 
@@ -343,10 +387,11 @@ def trustee_decrypt(
     ctx: typer.Context,
     poll_id: _PollId,
     trustee: _TrusteeDir,
+    node: _Node = None,
     passphrase_env: _PassphraseEnv = None,
 ) -> None:
     """After closing: post partial decryptions of the totals, with proofs."""
-    _step(ctx, poll_id, trustee, passphrase_env, "decrypt")
+    _step(ctx, poll_id, trustee, passphrase_env, "decrypt", node)
     out().print(
         Text.assemble(("decrypted ", "bold green"), f"{poll_id}: partial decryptions posted")
     )
@@ -357,8 +402,9 @@ def trustee_publish(
     ctx: typer.Context,
     poll_id: _PollId,
     trustee: _TrusteeDir,
+    node: _Node = None,
     passphrase_env: _PassphraseEnv = None,
 ) -> None:
     """Combine k partial decryptions and publish the counts (checked by the contract)."""
-    counts = _step(ctx, poll_id, trustee, passphrase_env, "publish")
+    counts = _step(ctx, poll_id, trustee, passphrase_env, "publish", node)
     out().print(Text.assemble(("published ", "bold green"), f"{poll_id}: {counts}"))
