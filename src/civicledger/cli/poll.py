@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -328,83 +328,46 @@ def trustee_init(
     out().print(_render.fields([("trustee", made.did), ("directory", str(directory))]))
 
 
-def _step(
-    ctx: typer.Context,
-    poll_id: str,
-    directory: Path,
-    env: str | None,
-    step: str,
-    node: str | None = None,
-) -> Any:
-    trustee = Trustee.open(directory)
-    action = getattr(trustee, step)
-    with _access(ctx, node) as ledger:
-        return action(ledger, poll_id, passphrase=passphrase_from_env(env))
+def _trustee_command(step: str, summary: str, done: Callable[[str, Any], str]) -> None:
+    """Register ``civic poll trustee STEP POLL --trustee DIR [--node URL]``; the five steps
+    differ only in the ``Trustee`` method they call and what they print."""
+
+    def command(
+        ctx: typer.Context,
+        poll_id: _PollId,
+        trustee: _TrusteeDir,
+        node: _Node = None,
+        passphrase_env: _PassphraseEnv = None,
+    ) -> None:
+        with _access(ctx, node) as ledger:
+            action = getattr(Trustee.open(trustee), step)
+            result = action(ledger, poll_id, passphrase=passphrase_from_env(passphrase_env))
+        out().print(Text.assemble((f"{step} ", "bold green"), done(poll_id, result)))
+
+    command.__doc__ = summary
+    trustee_app.command(step)(command)
 
 
-@trustee_app.command("join")
-def trustee_join(
-    ctx: typer.Context,
-    poll_id: _PollId,
-    trustee: _TrusteeDir,
-    node: _Node = None,
-    passphrase_env: _PassphraseEnv = None,
-) -> None:
-    """Post this trustee's box key (the ceremony's first round)."""
-    _step(ctx, poll_id, trustee, passphrase_env, "join", node)
-    out().print(Text.assemble(("joined ", "bold green"), poll_id))
-
-
-@trustee_app.command("deal")
-def trustee_deal(
-    ctx: typer.Context,
-    poll_id: _PollId,
-    trustee: _TrusteeDir,
-    node: _Node = None,
-    passphrase_env: _PassphraseEnv = None,
-) -> None:
-    """Post commitments, a proof of possession and the others' sealed shares."""
-    _step(ctx, poll_id, trustee, passphrase_env, "deal", node)
-    out().print(Text.assemble(("dealt ", "bold green"), poll_id))
-
-
-@trustee_app.command("ack")
-def trustee_ack(
-    ctx: typer.Context,
-    poll_id: _PollId,
-    trustee: _TrusteeDir,
-    node: _Node = None,
-    passphrase_env: _PassphraseEnv = None,
-) -> None:
-    """Check the shares received and post the complaints (none: the key can be made)."""
-    complaints = _step(ctx, poll_id, trustee, passphrase_env, "ack", node)
-    message = f"complaints against {complaints}" if complaints else "all shares verified"
-    out().print(Text.assemble(("acknowledged ", "bold green"), f"{poll_id}: {message}"))
-
-
-@trustee_app.command("decrypt")
-def trustee_decrypt(
-    ctx: typer.Context,
-    poll_id: _PollId,
-    trustee: _TrusteeDir,
-    node: _Node = None,
-    passphrase_env: _PassphraseEnv = None,
-) -> None:
-    """After closing: post partial decryptions of the totals, with proofs."""
-    _step(ctx, poll_id, trustee, passphrase_env, "decrypt", node)
-    out().print(
-        Text.assemble(("decrypted ", "bold green"), f"{poll_id}: partial decryptions posted")
-    )
-
-
-@trustee_app.command("publish")
-def trustee_publish(
-    ctx: typer.Context,
-    poll_id: _PollId,
-    trustee: _TrusteeDir,
-    node: _Node = None,
-    passphrase_env: _PassphraseEnv = None,
-) -> None:
-    """Combine k partial decryptions and publish the counts (checked by the contract)."""
-    counts = _step(ctx, poll_id, trustee, passphrase_env, "publish", node)
-    out().print(Text.assemble(("published ", "bold green"), f"{poll_id}: {counts}"))
+_trustee_command(
+    "join", "Post this trustee's box key (the ceremony's first round).", lambda p, _: p
+)
+_trustee_command(
+    "deal",
+    "Post commitments, a proof of possession and the others' sealed shares.",
+    lambda p, _: p,
+)
+_trustee_command(
+    "ack",
+    "Check the shares received and post the complaints (none: the key can be made).",
+    lambda p, c: f"{p}: complaints against {c}" if c else f"{p}: all shares verified",
+)
+_trustee_command(
+    "decrypt",
+    "After closing: post partial decryptions of the totals, with proofs.",
+    lambda p, _: f"{p}: partial decryptions posted",
+)
+_trustee_command(
+    "publish",
+    "Combine k partial decryptions and publish the counts (checked by the contract).",
+    lambda p, counts: f"{p}: {counts}",
+)
