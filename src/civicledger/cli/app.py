@@ -13,7 +13,19 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from civicledger.cli import demo, identity, keys, ledger, node, poll, proof, setup, tx, wallet
+from civicledger.cli import (
+    currency,
+    demo,
+    identity,
+    keys,
+    ledger,
+    node,
+    poll,
+    proof,
+    setup,
+    tx,
+    wallet,
+)
 from civicledger.cli._common import DEFAULT_DIR, CliState, error_line
 from civicledger.errors import CivicError
 
@@ -79,6 +91,7 @@ app.command("demo")(demo.demo)
 app.add_typer(wallet.app, name="wallet")
 app.add_typer(identity.app, name="identity")
 app.add_typer(poll.app, name="poll")
+app.add_typer(currency.app, name="currency")
 
 
 def main() -> None:

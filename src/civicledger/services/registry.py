@@ -9,6 +9,7 @@ from __future__ import annotations
 from civicledger.contracts.governance import Governance
 from civicledger.contracts.notary import Notary
 from civicledger.contracts.registry import ContractRegistry
+from civicledger.services.currency.contract import Currency
 from civicledger.services.identity.did_registry import DidRegistry
 from civicledger.services.identity.status_registry import StatusListRegistry
 from civicledger.services.identity.visits import Visits
@@ -16,7 +17,16 @@ from civicledger.services.voting.polls import Polls
 
 
 def city_registry() -> ContractRegistry:
-    """Governance, notary, the identity service's DID registry, status lists and visits, polls."""
+    """Governance, notary, the identity service's DID registry, status lists and visits, polls,
+    the currency contract."""
     return ContractRegistry(
-        [Governance(), Notary(), DidRegistry(), StatusListRegistry(), Visits(), Polls()]
+        [
+            Governance(),
+            Notary(),
+            DidRegistry(),
+            StatusListRegistry(),
+            Visits(),
+            Polls(),
+            Currency(),
+        ]
     )
