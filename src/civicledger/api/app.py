@@ -14,9 +14,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 import civicledger
+from civicledger.agency.currency_desk import CurrencyDesk
 from civicledger.agency.desk import IdentityDesk
 from civicledger.agency.poll_desk import PollDesk
 from civicledger.api.batch_routes import batch_router
+from civicledger.api.currency_routes import currency_router
 from civicledger.api.events import EventHub
 from civicledger.api.identity_routes import IDENTITY_QR_PATH, identity_router
 from civicledger.api.ledger_routes import ledger_router
@@ -42,7 +44,8 @@ def create_app(
     """The API app for ``node``; the caller owns the node and closes it after the server stops.
 
     ``identity`` (the node's identity desk, which needs the city directory) adds the
-    ``/identity`` and ``/polls`` routes; without it the node serves the ledger only.
+    ``/identity``, ``/polls`` and ``/currencies`` routes; without it the node serves the
+    ledger only.
     """
     settings = settings or ApiSettings()
     metrics = NodeMetrics(node, rate_window_s=settings.rate_window_s)
@@ -97,5 +100,7 @@ def create_app(
         app.include_router(identity_router(identity), prefix=API_PREFIX)
         app.state.polls = PollDesk(identity.ledger, identity)
         app.include_router(poll_router(app.state.polls), prefix=API_PREFIX)
+        app.state.currency = CurrencyDesk(identity.ledger, node.chain.chain_id)
+        app.include_router(currency_router(app.state.currency), prefix=API_PREFIX)
     app.include_router(ops_router(node, metrics))
     return app

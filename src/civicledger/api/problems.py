@@ -47,6 +47,13 @@ _STATUS_BY_REASON: dict[str, int] = {
     "already_registered": 409,
     "voter_key_in_use": 409,
     "registrar_unavailable": 503,
+    # currency desk (payment requests: bad_payment_request, wrong_chain, amount_* are 400)
+    "unknown_currency": 404,
+    "unknown_account": 404,
+    "unknown_merchant": 404,
+    "merchant_suspended": 409,
+    "account_mismatch": 409,
+    "expired_request": 400,
     "request_timeout": 408,
     "not_found": 404,
     "validation": 422,
