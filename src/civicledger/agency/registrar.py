@@ -34,6 +34,7 @@ from typing import Any
 
 from civicledger.agency.issuer import identity_dir
 from civicledger.agency.ledger import AgencyLedger, TxFailed
+from civicledger.city import CityDir
 from civicledger.crypto.encoding import canonical_json
 from civicledger.crypto.keys import PublicKey
 from civicledger.errors import CivicError
@@ -45,8 +46,10 @@ __all__ = [
     "Registrar",
     "RegistrarError",
     "Registration",
+    "agency_secret",
     "district_code",
     "poll_pseudonym",
+    "scoped_pseudonym",
 ]
 
 POLLS_CONTRACT = "polls"
@@ -89,6 +92,12 @@ class Registration:
 
 def poll_pseudonym(secret: bytes, poll_id: str, verified: VerifiedCredential) -> str:
     """The voter's pseudonym in one poll, keyed by the registrar's secret."""
+    return scoped_pseudonym(secret, poll_id, verified)
+
+
+def scoped_pseudonym(secret: bytes, scope: str, verified: VerifiedCredential) -> str:
+    """A credential's pseudonym within ``scope`` (a poll, a currency), keyed by an agency's
+    secret: stable for one credential and scope, unlinkable across scopes."""
     if verified.status is None or not verified.status.list_id or verified.status.index < 0:
         raise RegistrarError(
             "the credential has no status entry to tell one credential from another",
@@ -97,13 +106,18 @@ def poll_pseudonym(secret: bytes, poll_id: str, verified: VerifiedCredential) ->
     message = canonical_json(
         [
             _PSEUDONYM_DOMAIN,
-            poll_id,
+            scope,
             verified.issuer,
             verified.status.list_id,
             verified.status.index,
         ]
     )
     return hmac.new(secret, message, hashlib.sha256).hexdigest()
+
+
+def agency_secret(city: CityDir, agency: str) -> bytes:
+    """Agency ``agency``'s pseudonym secret (``<city>/identity/<agency>/registrar.key``)."""
+    return _secret(identity_dir(city, agency) / _KEY_FILE)
 
 
 def _secret(path: Path) -> bytes:

@@ -101,6 +101,6 @@ def create_app(
         app.state.polls = PollDesk(identity.ledger, identity)
         app.include_router(poll_router(app.state.polls), prefix=API_PREFIX)
         app.state.currency = CurrencyDesk(identity.ledger, node.chain.chain_id)
-        app.include_router(currency_router(app.state.currency), prefix=API_PREFIX)
+        app.include_router(currency_router(app.state.currency, identity), prefix=API_PREFIX)
     app.include_router(ops_router(node, metrics))
     return app

@@ -18,8 +18,12 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from civicledger.agency.currency_desk import CurrencyDesk
+from civicledger.agency.desk import IdentityDesk, parse_presentation
+from civicledger.agency.enrollment import enroll_holder
 from civicledger.api.problems import ApiError, problem_responses
 from civicledger.crypto.encoding import canonical_json
+from civicledger.errors import CivicError
+from civicledger.ledger.genesis import AGENCY_ID_PATTERN
 from civicledger.services.currency.contract import (
     CODE_PATTERN,
     CURRENCY_ID_PATTERN,
@@ -62,7 +66,27 @@ def _json(value: Any) -> Response:
     return Response(canonical_json(value), media_type="application/json")
 
 
-def currency_router(desk: CurrencyDesk) -> APIRouter:
+class EnrollIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    presentation: str | dict[str, Any] = Field(
+        description="A presentation of the currency's holder credential answering `challenge`."
+    )
+    challenge: str = Field(max_length=200, description="From POST /api/v1/identity/challenges.")
+    account: str = Field(pattern=_DID, description="The wallet's key for this currency.")
+    enroller: str = Field(
+        pattern=AGENCY_ID_PATTERN,
+        description="The enrolling agency (role `enroller`); this node must hold its key.",
+    )
+
+
+class EnrollOut(BaseModel):
+    currency_id: str
+    account: str
+    region: str | None
+
+
+def currency_router(desk: CurrencyDesk, identity: IdentityDesk | None = None) -> APIRouter:
     router = APIRouter(prefix="/currencies", tags=["currency"])
 
     @router.post(
@@ -154,5 +178,40 @@ def currency_router(desk: CurrencyDesk) -> APIRouter:
         if figures is None:
             raise ApiError(404, "not_found", f"nothing happened in {currency_id!r} on {day}")
         return _json(figures)
+
+    if identity is not None:
+
+        @router.post(
+            "/{currency_id}/enrollments",
+            response_model=EnrollOut,
+            status_code=201,
+            responses=problem_responses(400, 403, 404, 409, 422, 503),
+        )
+        def enroll(currency_id: CurrencyId, body: EnrollIn) -> EnrollOut:
+            """Enrol a holder: the enroller checks a presentation of the currency's holder
+            credential; the ledger gets the account key, a coarse region and a pseudonym of
+            the credential (one account per credential and currency)."""
+            try:
+                identity.ledger.key(body.enroller)
+            except CivicError as e:
+                raise ApiError(
+                    503, "enroller_unavailable", f"this node does not hold {body.enroller}'s key"
+                ) from e
+            presentation = (
+                parse_presentation(body.presentation)
+                if isinstance(body.presentation, str)
+                else body.presentation
+            )
+            made = enroll_holder(
+                identity.ledger,
+                body.enroller,
+                currency_id,
+                presentation,
+                body.account,
+                lambda shown, kind: identity.verify(
+                    shown, expected_type=kind, challenge=body.challenge
+                ),
+            )
+            return EnrollOut(currency_id=currency_id, account=made.account, region=made.region)
 
     return router

@@ -47,6 +47,8 @@ _STATUS_BY_REASON: dict[str, int] = {
     "already_registered": 409,
     "voter_key_in_use": 409,
     "registrar_unavailable": 503,
+    "credential_enrolled": 409,
+    "already_enrolled": 409,
     # currency desk (payment requests: bad_payment_request, wrong_chain, amount_* are 400)
     "unknown_currency": 404,
     "unknown_account": 404,

@@ -186,6 +186,9 @@ class MintBatch(CurrencyRef):
 class Enroll(CurrencyRef):
     account: DidKey
     region: str | None = Field(default=None, pattern=CODE_PATTERN)
+    holder_ref: str | None = Field(default=None, pattern=HASH_PATTERN)
+    """The enroller's pseudonym of the holder's credential in this currency (an HMAC only the
+    enroller can compute): one credential, one account per currency, whatever wallet asks."""
 
 
 class RegisterMerchant(Args):
@@ -483,6 +486,11 @@ class Currency(Contract):
             ctx.fail("already_enrolled", "this account already exists in this currency")
         if ctx.get(f"merchant_account/{args.account}") is not None:
             ctx.fail("account_is_merchant", "a merchant's account cannot be a holder")
+        if args.holder_ref is not None:
+            ref_key = f"holder_ref/{args.currency_id}/{args.holder_ref}"
+            if ctx.get(ref_key) is not None:
+                ctx.fail("credential_enrolled", "this credential already has an account here")
+            ctx.put(ref_key, args.account)
         account = _new_account(args.account, "holder", args.region, ctx.time_ms)
         ctx.put(_account_key(args.currency_id, args.account), account)
         ctx.put(f"enrolled/{args.account}/{args.currency_id}", True)

@@ -459,6 +459,22 @@ class Wallet:
         ).digest()
         return PrivateKey.from_seed(seed)
 
+    def currency_key(self, currency_id: str, *, passphrase: str | None = None) -> PrivateKey:
+        """This wallet's account key for one currency (its did:key is the account a treasury
+        enrols, a merchant registers, or a payment is signed by): derived from the holder key
+        and the currency id like ``poll_key`` but under its own domain tag, so it is stable
+        (the same account every time) and unlinkable to the holder's did:key, to the wallet's
+        poll keys and to its accounts in other currencies without the holder key."""
+        if not isinstance(currency_id, str) or not currency_id or len(currency_id) > 128:
+            raise _error(WalletReason.BAD_REQUEST, "a currency id is a non-empty string")
+        holder = Keystore(self._path).load(HOLDER_KEY_NAME, passphrase=passphrase)
+        seed = hmac.new(
+            holder.seed,
+            b"civicledger/currency-key/v1\0" + currency_id.encode("utf-8"),
+            hashlib.sha256,
+        ).digest()
+        return PrivateKey.from_seed(seed)
+
     def _credentials_dir(self, *, create: bool) -> Path:
         directory = self._path / _CREDENTIALS
         if create:
