@@ -16,6 +16,8 @@ from civicledger.agency.desk import IdentityDesk
 from civicledger.api.app import create_app
 from civicledger.api.settings import ApiSettings
 from civicledger.node.embedded import EmbeddedNode
+from civicledger.web.currency import PAY_BODY_LIMIT, PAY_PATH
+from civicledger.web.currency import section as currency_section
 from civicledger.web.explorer import section as explorer_section
 from civicledger.web.identity import VERIFY_BODY_LIMIT, VERIFY_PATH
 from civicledger.web.identity import section as identity_section
@@ -39,7 +41,8 @@ def install_portal(app: FastAPI, sections: Sequence[PortalSection] = ()) -> Port
 
     The app must hold the running node as ``app.state.node``. When it also holds an identity
     desk (``app.state.identity``), the identity pages are added too, and with a poll desk
-    (``app.state.polls``) the poll pages, unless ``sections`` brings its own. Raises
+    (``app.state.polls``) the poll pages, and with a currency desk (``app.state.currency``) the
+    currency pages, unless ``sections`` brings its own. Raises
     ``CatalogError`` if a section's messages, slug or prefix are inconsistent, before anything
     is served.
     """
@@ -50,6 +53,9 @@ def install_portal(app: FastAPI, sections: Sequence[PortalSection] = ()) -> Port
     has_polls = getattr(app.state, "polls", None) is not None
     if has_polls and all(s.slug != "polls" for s in sections):
         defaults.append(polls_section())
+    has_currency = getattr(app.state, "currency", None) is not None
+    if has_currency and all(s.slug != "currency" for s in sections):
+        defaults.append(currency_section())
     portal = Portal([*defaults, *sections])
     app.state.portal = portal
     app.mount("/static/portal", StaticFiles(directory=STATIC_DIR), name="portal-static")
@@ -87,7 +93,12 @@ def create_site(
     if identity is not None:
         # The identity verify page takes photos of QR codes: the API's image limit, plus the
         # form's other fields.
-        limits = {VERIFY_PATH: VERIFY_BODY_LIMIT, **settings.extra_path_limits}
+        # So does the currency pay page (a photo of a merchant's payment QR).
+        limits = {
+            VERIFY_PATH: VERIFY_BODY_LIMIT,
+            PAY_PATH: PAY_BODY_LIMIT,
+            **settings.extra_path_limits,
+        }
         settings = dataclasses.replace(settings, extra_path_limits=limits)
     app = create_app(node, settings, identity)
     install_portal(app, sections)

@@ -153,9 +153,7 @@ def bar_chart(days: Sequence[str], series: Mapping[str, Sequence[int]]) -> BarCh
                     height=height,
                 )
             )
-    rows = tuple(
-        (day, tuple(int(series[name][d]) for name in names)) for d, day in enumerate(days)
-    )
+    rows = tuple((day, tuple(int(series[name][d]) for name in names)) for d, day in enumerate(days))
     return BarChart(tuple(days), names, tuple(bars), rows, y_max, size)
 
 
@@ -185,15 +183,13 @@ def _charts(figures: Sequence[Mapping[str, Any]], days: list[str]) -> dict[str, 
 # -- pay ----------------------------------------------------------------------------------------
 
 
-def pay_command(args: Mapping[str, Any]) -> str:
-    """The payer's command line (``civic tx send`` with the wallet's keystore key)."""
-    return shlex.join(
-        [
-            "civic", "tx", "send", CONTRACT_NAME, "pay",
-            "--key", "WALLET_KEY",
-            "--args", json.dumps(args, ensure_ascii=False, separators=(",", ":")),
-        ]
-    )  # fmt: skip
+def pay_command(currency_id: str, qr_text: str, amount: int | None) -> str:
+    """The payer's command line: ``civic currency pay`` checks the request again and signs
+    with the wallet's key for this currency (an open request needs ``--amount``)."""
+    words = ["civic", "currency", "pay", currency_id, "--request", qr_text, "--wallet", "WALLET"]
+    if amount is None:
+        words += ["--amount", "AMOUNT"]
+    return shlex.join(words)
 
 
 @dataclass(frozen=True)
@@ -325,7 +321,7 @@ def pay_submit(request: Request, form: Form) -> HTMLResponse:
         "merchant": dict(checked.merchant),
         "call": call,
         "call_json": None if call is None else json.dumps(call, ensure_ascii=False, indent=2),
-        "command": None if pay is None else pay_command(pay),
+        "command": pay_command(checked.request.currency_id, text.strip(), checked.request.amount),
     }
     return render(request, "currency/pay.html", _pay_context(checked=view, source=source))
 
