@@ -12,6 +12,7 @@ from civicledger.agency.desk import node_desk
 from civicledger.api.server import BackgroundServer
 from civicledger.city import NODE_KEY, CityDir, load_key
 from civicledger.demo import create_demo_city, run_scenario
+from civicledger.demo_currency import COIN, DemoCurrency, run_currency
 from civicledger.demo_identity import run_identity
 from civicledger.demo_voting import OPEN_POLL, SECRET_POLL, DemoVoting, run_voting
 from civicledger.node.chain import Chain
@@ -77,3 +78,39 @@ def test_the_dashboard_shows_the_verified_secret_result(demo: tuple[CityDir, Dem
         assert option in text
         assert re.search(rf"{option}.{{0,400}}\b{count}\b", text, re.DOTALL), option
     assert sorted(p["poll_id"] for p in listed["polls"]) == [OPEN_POLL, SECRET_POLL]
+
+
+@pytest.fixture(scope="module")
+def currency(demo: tuple[CityDir, DemoVoting]) -> DemoCurrency:
+    """The help-coin part runs after the polls, on the voters' wallets."""
+    return run_currency(demo[0])
+
+
+def test_the_help_coin_balances(demo: tuple[CityDir, DemoVoting], currency: DemoCurrency) -> None:
+    layout, _ = demo
+    refused = {s.title: s.reason for s in currency.steps if s.outcome == "refused"}
+    assert refused == {
+        "voter-2 tries to pay 150,000 KRW (more than the balance)": "insufficient_funds",
+        "voter-4 tries to pay another resident (not allowed for the help coin)": (
+            "p2p_not_allowed"
+        ),
+    }
+    totals = currency.totals
+    assert (totals["minted"], totals["burned"], totals["expired"]) == (600_000, 10_000, 0)
+    assert totals["supply"] == totals["minted"] - totals["burned"] - totals["expired"]
+    assert totals["reserve"] == 1_000_000 - 10_000
+    assert currency.report_ok is True
+    assert currency.flags == 0
+    chain = Chain(layout.data_path)
+    try:
+        balance = chain.query(
+            "currency", "balance", {"currency_id": COIN, "account": currency.accounts["voter-1"]}
+        )
+    finally:
+        chain.close()
+    assert balance["balance"] == 100_000 - 12_000
+    raw = b"".join(p.read_bytes() for p in layout.data_path.iterdir() if p.is_file())
+    for name, account in currency.accounts.items():
+        assert account.encode() in raw
+        holder = Wallet.open(layout.root / "wallets" / name).holder
+        assert holder.encode() not in raw, name

@@ -40,6 +40,7 @@ from civicledger.demo import (
     run_scenario,
     summarize,
 )
+from civicledger.demo_currency import DemoCurrency, run_currency
 from civicledger.demo_identity import DemoIdentity, run_identity
 from civicledger.demo_voting import DemoVoting, run_voting
 from civicledger.node.embedded import EmbeddedNode
@@ -98,6 +99,9 @@ def demo(
 
         console.print(Rule("polls (mVoting)"))
         _print_voting(console, run_voting(layout))
+
+        console.print(Rule("local currency (help coin)"))
+        _print_currency(console, run_currency(layout))
 
         console.print(Rule("the ledger"))
         _print_summary(console, summarize(layout))
@@ -209,6 +213,17 @@ def _print_voting(console: Console, voting: DemoVoting) -> None:
     console.print(
         "the ledger holds per-poll pseudonyms and voting keys, never who voted; secret ballots "
         "are encrypted to the trustees' joint key, which no one holds"
+    )
+
+
+def _print_currency(console: Console, currency: DemoCurrency) -> None:
+    table = Table("#", "step", "outcome", "detail")
+    for number, step in enumerate(currency.steps, 1):
+        detail = step.detail if step.reason is None else f"{step.reason}: {step.detail}"
+        table.add_row(str(number), step.title, _render.status_text(step.outcome), detail)
+    console.print(table)
+    console.print(
+        "holders' accounts are per-currency wallet keys; the ledger never sees who holds them"
     )
 
 
