@@ -369,6 +369,74 @@ def enroll(
     _done("enrolled", f"{account} in {currency_id}")
 
 
+@app.command("attest")
+def attest(
+    ctx: typer.Context,
+    currency_id: _CurrencyId,
+    account: _Account,
+    activity: Annotated[str, typer.Argument(help="An activity the currency rewards.")],
+    quantity: Annotated[int, typer.Argument(min=1, help="Units (hours, kWh saved, ...).")],
+    reference: Annotated[
+        str, typer.Option(metavar="REF", help="The attestor's record; only its hash is sent.")
+    ],
+    key: _KeyName,
+    node: _Node = None,
+    passphrase_env: _PassphraseEnv = None,
+) -> None:
+    """Attest an activity (volunteer hours, energy saved) that earns reward points
+    (activity attestor); the currency's rate for the activity sets the points."""
+    args = {
+        "currency_id": currency_id,
+        "account": account,
+        "activity": activity,
+        "quantity": quantity,
+        "reference": _reference_hash(reference),
+    }
+    result = _send_as_key(ctx, node, key, "attest_activity", args, passphrase_env)
+    minted = result.get("amount") if isinstance(result, dict) else None
+    _done("attested", f"{quantity} {activity} for {account}" + (f": {minted:,}" if minted else ""))
+
+
+@app.command("expire")
+def expire(
+    ctx: typer.Context,
+    currency_id: _CurrencyId,
+    key: _KeyName,
+    node: _Node = None,
+    passphrase_env: _PassphraseEnv = None,
+) -> None:
+    """Return every expired lot's unspent value to the issuer: pages through the holders and
+    sends ``expire`` for each one holding expired value (anyone may; run it daily)."""
+    passphrase = passphrase_from_env(passphrase_env)
+    signer = load_key(state(ctx).city.require().keystore, key, passphrase)
+    swept = accounts = 0
+    with _access(ctx, node, passphrase) as ledger:
+        after = ""
+        while True:
+            page = ledger.query(
+                CURRENCY_CONTRACT, "accounts", {"currency_id": currency_id, "after": after}
+            )
+            for account in page["accounts"]:
+                balance = ledger.query(
+                    CURRENCY_CONTRACT,
+                    "balance",
+                    {"currency_id": currency_id, "account": account["account"], "limit": 1},
+                )
+                if balance and balance.get("expired_pending", 0) > 0:
+                    ledger.send_as(
+                        signer,
+                        CURRENCY_CONTRACT,
+                        "expire",
+                        {"currency_id": currency_id, "account": account["account"]},
+                    )
+                    swept += int(balance["expired_pending"])
+                    accounts += 1
+            if page.get("next") is None:
+                break
+            after = str(page["next"])
+    _done("expired", f"{swept:,} KRW from {accounts} account(s) returned to the issuer")
+
+
 @app.command("settle")
 def settle(
     ctx: typer.Context,
