@@ -23,17 +23,16 @@ import json
 import re
 import shlex
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from starlette.datastructures import FormData, UploadFile
+from starlette.datastructures import FormData
 
 from civicledger.agency.currency_desk import CurrencyDesk
-from civicledger.api.problems import status_for
 from civicledger.errors import CivicError
 from civicledger.services.currency.contract import (
     CODE_PATTERN,
@@ -44,6 +43,13 @@ from civicledger.services.currency.contract import (
 from civicledger.services.currency.payment_request import MAX_QR_TEXT, payment_args
 from civicledger.services.currency.report import Reconciliation, reconciliation
 from civicledger.services.identity.qr_image import MAX_IMAGE_BYTES, decode_qr_image
+from civicledger.web.forms import (
+    PageInputError,
+    Refusal,
+    form_reader,
+    refusal,
+    upload,
+)
 from civicledger.web.i18n import load_messages
 from civicledger.web.portal import render, render_not_found
 from civicledger.web.sections import PortalSection
@@ -192,44 +198,11 @@ def pay_command(currency_id: str, qr_text: str, amount: int | None) -> str:
     return shlex.join(words)
 
 
-@dataclass(frozen=True)
-class Refusal:
-    reason: str
-    message: str
-    explanation_key: str
-    status: int
-
-
 def _refusal(error: CivicError) -> Refusal:
-    reason = error.reason
-    key = f"currency.reason.{reason}" if reason in EXPLAINED_REASONS else "currency.reason.other"
-    return Refusal(reason, error.message, key, status_for(reason))
+    return refusal(error, "currency", EXPLAINED_REASONS)
 
 
-class PageInputError(CivicError):
-    """A form the pay page cannot use (``bad_request``, ``too_large``)."""
-
-    reason = "bad_request"
-
-
-async def _posted_form(request: Request) -> AsyncIterator[FormData]:
-    async with request.form(max_files=1, max_fields=_MAX_FORM_FIELDS) as form:
-        yield form
-
-
-Form = Annotated[FormData, Depends(_posted_form)]
-
-
-def _upload(form: FormData, name: str) -> bytes | None:
-    value = form.get(name)
-    if not isinstance(value, UploadFile) or not value.filename:
-        return None
-    data = value.file.read(MAX_IMAGE_BYTES + 1)
-    if len(data) > MAX_IMAGE_BYTES:
-        raise PageInputError(
-            f"the image is over {MAX_IMAGE_BYTES // (1024 * 1024)} MiB", reason="too_large"
-        )
-    return data or None
+Form = Annotated[FormData, Depends(form_reader(_MAX_FORM_FIELDS))]
 
 
 def _pasted(form: FormData) -> str:
@@ -298,7 +271,7 @@ def pay_submit(request: Request, form: Form) -> HTMLResponse:
         return _unavailable(request)
     text = _pasted(form)
     try:
-        image = _upload(form, "qr_image")
+        image = upload(form, "qr_image")
         if image is not None and text:
             raise PageInputError("give either the request's text or its QR image")
         if image is None and not text:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -28,11 +28,10 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 from markupsafe import Markup
-from starlette.datastructures import FormData, UploadFile
+from starlette.datastructures import FormData
 
 from civicledger.agency.desk import IdentityDesk, parse_presentation
 from civicledger.agency.issuer import IssuedCredential
-from civicledger.api.problems import status_for
 from civicledger.errors import CivicError
 from civicledger.services.identity.credentials import (
     CREDENTIAL_TYPES,
@@ -41,6 +40,14 @@ from civicledger.services.identity.credentials import (
 )
 from civicledger.services.identity.qr_image import MAX_IMAGE_BYTES, qr_svg
 from civicledger.services.identity.verifier import VerifiedCredential
+from civicledger.web.forms import (
+    PageInputError,
+    Refusal,
+    form_reader,
+    refusal,
+    text_field,
+    upload,
+)
 from civicledger.web.i18n import load_messages
 from civicledger.web.portal import render
 from civicledger.web.sections import PortalSection
@@ -143,26 +150,8 @@ EXPLAINED_REASONS = frozenset(
 shown with a general one, next to its code and the desk's message."""
 
 
-@dataclass(frozen=True)
-class Refusal:
-    """A refused request: the desk's reason, its message, and how the page explains it."""
-
-    reason: str
-    message: str
-    explanation_key: str
-    status: int
-
-
 def _refusal(error: CivicError) -> Refusal:
-    reason = error.reason
-    key = f"identity.reason.{reason}" if reason in EXPLAINED_REASONS else "identity.reason.other"
-    return Refusal(reason, error.message, key, status_for(reason))
-
-
-class PageInputError(CivicError):
-    """A form the pages cannot use (``bad_request``, ``too_large``)."""
-
-    reason = "bad_request"
+    return refusal(error, "identity", EXPLAINED_REASONS)
 
 
 # -- plumbing ----------------------------------------------------------------------------------
@@ -177,35 +166,11 @@ def _unavailable(request: Request) -> HTMLResponse:
     return render(request, "identity/unavailable.html", status_code=503)
 
 
-async def _posted_form(request: Request) -> AsyncIterator[FormData]:
-    """The submitted form (urlencoded or multipart), read on the event loop; closed after."""
-    async with request.form(max_files=1, max_fields=_MAX_FORM_FIELDS) as form:
-        yield form
-
-
-Form = Annotated[FormData, Depends(_posted_form)]
-
-
-def _text(form: FormData, name: str) -> str:
-    value = form.get(name)
-    return value.strip() if isinstance(value, str) else ""
-
-
-def _upload(form: FormData, name: str) -> bytes | None:
-    """The uploaded file's bytes, or None when the file input was left empty."""
-    value = form.get(name)
-    if not isinstance(value, UploadFile) or not value.filename:
-        return None
-    data = value.file.read(MAX_IMAGE_BYTES + 1)
-    if len(data) > MAX_IMAGE_BYTES:
-        raise PageInputError(
-            f"the image is over {MAX_IMAGE_BYTES // (1024 * 1024)} MiB", reason="too_large"
-        )
-    return data or None
+Form = Annotated[FormData, Depends(form_reader(_MAX_FORM_FIELDS))]
 
 
 def _expected_type(form: FormData) -> str | None:
-    value = _text(form, "expected_type")
+    value = text_field(form, "expected_type")
     if not value:
         return None
     if value not in CREDENTIAL_TYPES:
@@ -215,7 +180,7 @@ def _expected_type(form: FormData) -> str | None:
 
 def _token(form: FormData) -> str:
     """The access token as typed (not stripped of anything but surrounding blanks)."""
-    return _text(form, "token")
+    return text_field(form, "token")
 
 
 def _types() -> list[str]:
@@ -307,11 +272,11 @@ def verify_submit(request: Request, form: Form) -> HTMLResponse:
     desk = _desk(request)
     if desk is None:
         return _unavailable(request)
-    challenge = _text(form, "challenge")[:200]
+    challenge = text_field(form, "challenge")[:200]
     try:
         expected_type = _expected_type(form)
-        image = _upload(form, "qr_image")
-        text = _text(form, "presentation")
+        image = upload(form, "qr_image")
+        text = text_field(form, "presentation")
         if image is not None and text:
             raise PageInputError("give either the presentation's text or its QR image")
         if image is not None:
@@ -325,7 +290,9 @@ def verify_submit(request: Request, form: Form) -> HTMLResponse:
         )
     except CivicError as e:
         context = _verify_context(
-            refusal=_refusal(e), challenge=challenge, expected_type=_text(form, "expected_type")
+            refusal=_refusal(e),
+            challenge=challenge,
+            expected_type=text_field(form, "expected_type"),
         )
         return render(request, "identity/verify.html", context)
     context = _verify_context(
@@ -381,11 +348,11 @@ def _claims(form: FormData, credential_type: str) -> dict[str, Any]:
     """The claims of ``credential_type`` as typed; the issuer checks every value."""
     claims: dict[str, Any] = {}
     for spec in CLAIM_FIELDS.get(credential_type, ()):
-        raw = _text(form, f"claim-{credential_type}-{spec.name}")
+        raw = text_field(form, f"claim-{credential_type}-{spec.name}")
         claims[spec.name] = (
             [part for part in re.split(r"[\s,]+", raw) if part] if spec.kind == "dates" else raw
         )
-    valid_until = _text(form, "valid_until")
+    valid_until = text_field(form, "valid_until")
     if valid_until:
         claims["valid_until"] = f"{valid_until}T23:59:59Z"
     return claims
@@ -397,17 +364,17 @@ def issue_submit(request: Request, form: Form) -> HTMLResponse:
     desk = _desk(request)
     if desk is None:
         return _unavailable(request)
-    credential_type = _text(form, "credential_type")
-    holder = _text(form, "holder")
+    credential_type = text_field(form, "credential_type")
+    holder = text_field(form, "holder")
     values = {
-        f"{credential_type}-{spec.name}": _text(form, f"claim-{credential_type}-{spec.name}")
+        f"{credential_type}-{spec.name}": text_field(form, f"claim-{credential_type}-{spec.name}")
         for spec in CLAIM_FIELDS.get(credential_type, ())
     }
     keep = {
         "chosen_type": credential_type if credential_type in CLAIM_FIELDS else _types()[0],
         "holder": holder,
         "values": values,
-        "valid_until": _text(form, "valid_until"),
+        "valid_until": text_field(form, "valid_until"),
     }
     try:
         agency = desk.authenticate(_token(form))
@@ -476,11 +443,11 @@ def revoke_page(request: Request) -> HTMLResponse:
 def _entry(form: FormData) -> tuple[str, int] | None:
     """The list id and index to revoke, from a register row (``<index>@<list id>``) or the two
     fields; None if neither was given."""
-    chosen = _text(form, "entry")
+    chosen = text_field(form, "entry")
     if chosen:
         index_text, _, list_id = chosen.partition("@")
     else:
-        index_text, list_id = _text(form, "index"), _text(form, "list_id")
+        index_text, list_id = text_field(form, "index"), text_field(form, "list_id")
     if not index_text and not list_id:
         return None
     if not _INDEX.fullmatch(index_text) or int(index_text) > _MAX_INDEX or not list_id:
@@ -497,17 +464,21 @@ def revoke_submit(request: Request, form: Form) -> HTMLResponse:
     desk = _desk(request)
     if desk is None:
         return _unavailable(request)
-    holder = _text(form, "holder")
-    keep = {"holder": holder, "list_id": _text(form, "list_id"), "index": _text(form, "index")}
+    holder = text_field(form, "holder")
+    keep = {
+        "holder": holder,
+        "list_id": text_field(form, "list_id"),
+        "index": text_field(form, "index"),
+    }
     try:
         agency = desk.authenticate(_token(form))
-        if _text(form, "action") == "list":
+        if text_field(form, "action") == "list":
             if holder and not _DID.fullmatch(holder):
                 raise PageInputError("the holder must be a DID (did:key:...)")
             records = desk.issued(agency, holder=holder or None, limit=100)
             context = _revoke_context(records=records, agency=agency, **keep)
             return render(request, "identity/revoke.html", context)
-        pasted = _text(form, "credential")
+        pasted = text_field(form, "credential")
         entry = _entry(form)
         if pasted and entry is not None:
             raise PageInputError("give either the credential or its list and index, not both")
