@@ -8,11 +8,11 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Protocol
 
 import typer
 from rich.console import Console
@@ -192,38 +192,51 @@ def _print_steps(console: Console, steps: list[Step]) -> None:
     )
 
 
-def _print_identity(console: Console, identity: DemoIdentity) -> None:
+class _DemoStep(Protocol):
+    @property
+    def title(self) -> str: ...
+    @property
+    def outcome(self) -> str: ...
+    @property
+    def reason(self) -> str | None: ...
+    @property
+    def detail(self) -> str: ...
+
+
+def _print_part(console: Console, steps: Sequence[_DemoStep], footer: str) -> None:
+    """One part of the demo (identity, polls, currency): its steps, then what stays off the
+    ledger."""
     table = Table("#", "step", "outcome", "detail")
-    for number, step in enumerate(identity.steps, 1):
+    for number, step in enumerate(steps, 1):
         detail = step.detail if step.reason is None else f"{step.reason}: {step.detail}"
         table.add_row(str(number), step.title, _render.status_text(step.outcome), detail)
     console.print(table)
-    console.print(
+    console.print(footer)
+
+
+def _print_identity(console: Console, identity: DemoIdentity) -> None:
+    _print_part(
+        console,
+        identity.steps,
         f"wallets (did:key, personal data) in {identity.wallets}: off the ledger, which holds "
-        "only DID documents, issuer grants and status-list digests"
+        "only DID documents, issuer grants and status-list digests",
     )
 
 
 def _print_voting(console: Console, voting: DemoVoting) -> None:
-    table = Table("#", "step", "outcome", "detail")
-    for number, step in enumerate(voting.steps, 1):
-        detail = step.detail if step.reason is None else f"{step.reason}: {step.detail}"
-        table.add_row(str(number), step.title, _render.status_text(step.outcome), detail)
-    console.print(table)
-    console.print(
+    _print_part(
+        console,
+        voting.steps,
         "the ledger holds per-poll pseudonyms and voting keys, never who voted; secret ballots "
-        "are encrypted to the trustees' joint key, which no one holds"
+        "are encrypted to the trustees' joint key, which no one holds",
     )
 
 
 def _print_currency(console: Console, currency: DemoCurrency) -> None:
-    table = Table("#", "step", "outcome", "detail")
-    for number, step in enumerate(currency.steps, 1):
-        detail = step.detail if step.reason is None else f"{step.reason}: {step.detail}"
-        table.add_row(str(number), step.title, _render.status_text(step.outcome), detail)
-    console.print(table)
-    console.print(
-        "holders' accounts are per-currency wallet keys; the ledger never sees who holds them"
+    _print_part(
+        console,
+        currency.steps,
+        "holders' accounts are per-currency wallet keys; the ledger never sees who holds them",
     )
 
 
