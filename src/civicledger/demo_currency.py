@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 from civicledger.agency.currency_report import daily_report, fraud_flags
 from civicledger.agency.distribution import Distribution
@@ -26,6 +26,7 @@ from civicledger.agency.enrollment import enroll_holder
 from civicledger.agency.ledger import CityLedger
 from civicledger.agency.verifying import ChallengeStore, verify_file
 from civicledger.city import CityDir
+from civicledger.demo_steps import PartStep, run_step
 from civicledger.errors import CivicError
 from civicledger.services.currency.payment_request import (
     PaymentRequest,
@@ -48,12 +49,7 @@ _MERCHANTS = (
 )
 
 
-@dataclass(frozen=True)
-class CurrencyStep:
-    title: str
-    outcome: Literal["ok", "refused"]
-    reason: str | None = None
-    detail: str = ""
+CurrencyStep = PartStep
 
 
 @dataclass
@@ -88,16 +84,7 @@ class _Flow:
         self.merchants: dict[str, Wallet] = {}
 
     def step(self, title: str, action: Callable[[], str], *, refused: bool = False) -> None:
-        try:
-            detail = action()
-        except CivicError as e:
-            if not refused:
-                raise CivicError(f"currency demo: {title}: {e.message}", reason=e.reason) from e
-            self.out.steps.append(CurrencyStep(title, "refused", e.reason, e.message))
-            return
-        if refused:
-            raise CivicError(f"currency demo: {title} was not refused", reason="demo_error")
-        self.out.steps.append(CurrencyStep(title, "ok", None, detail))
+        run_step("currency", self.out.steps, title, action, refused=refused)
 
     def send(self, signer: str, method: str, args: dict[str, Any]) -> Any:
         return self.ledger.send(signer, "currency", method, args)

@@ -29,6 +29,7 @@ from civicledger.agency.registrar import Registrar, Registration
 from civicledger.agency.trustee import Trustee
 from civicledger.agency.verifying import ChallengeStore, verify_file
 from civicledger.city import CityDir
+from civicledger.demo_steps import PartStep, run_step
 from civicledger.errors import CivicError
 from civicledger.services.identity.wallet import Wallet
 from civicledger.services.voting import group
@@ -57,12 +58,7 @@ _SECRET_CHOICES = ((0, 2), (1,), (1, 2), (0,), (1,), (0, 1))
 _TRUSTEES, _THRESHOLD = 5, 3
 
 
-@dataclass(frozen=True)
-class VotingStep:
-    title: str
-    outcome: VotingOutcome
-    reason: str | None = None
-    detail: str = ""
+VotingStep = PartStep
 
 
 @dataclass
@@ -94,17 +90,7 @@ class _Flow:
     # -- steps ---------------------------------------------------------------------------------
 
     def step(self, title: str, action: Callable[[], str], *, refused: bool = False) -> None:
-        """Run ``action``; ``refused=True`` means the demo shows a refusal on purpose."""
-        try:
-            detail = action()
-        except CivicError as e:
-            if not refused:
-                raise CivicError(f"voting demo: {title}: {e.message}", reason=e.reason) from e
-            self.out.steps.append(VotingStep(title, "refused", e.reason, e.message))
-            return
-        if refused:
-            raise CivicError(f"voting demo: {title} was not refused", reason="demo_error")
-        self.out.steps.append(VotingStep(title, "ok", None, detail))
+        run_step("voting", self.out.steps, title, action, refused=refused)
 
     def send(self, signer: str, method: str, args: dict[str, Any]) -> Any:
         return self.ledger.send(signer, "polls", method, args)
