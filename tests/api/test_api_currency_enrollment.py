@@ -123,7 +123,7 @@ def test_enrolment_refusals(served: Served) -> None:
     wallet, card = served.card("sora")
     account = PrivateKey.generate().public.did
     unknown = served.enroll(wallet, card, account, enroller="no-such-agency")
-    assert_problem(unknown, 503, "enroller_unavailable")
+    assert_problem(unknown, 403, "enroller_unavailable")
     replay_challenge = served.http.post("/api/v1/identity/challenges").json()["challenge"]
     shown = wallet.present(card, challenge=replay_challenge, domain=DOMAIN, now=datetime.now(UTC))
     body = {"presentation": shown, "challenge": replay_challenge, "account": account}

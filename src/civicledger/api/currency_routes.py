@@ -191,11 +191,12 @@ def currency_router(desk: CurrencyDesk, identity: IdentityDesk | None = None) ->
             """Enrol a holder: the enroller checks a presentation of the currency's holder
             credential; the ledger gets the account key, a coarse region and a pseudonym of
             the credential (one account per credential and currency)."""
+            desk.currency(currency_id)  # an unknown currency is a 404 before anything else
             try:
                 identity.ledger.key(body.enroller)
             except CivicError as e:
                 raise ApiError(
-                    503, "enroller_unavailable", f"this node does not hold {body.enroller}'s key"
+                    403, "enroller_unavailable", f"this node does not hold {body.enroller}'s key"
                 ) from e
             presentation = (
                 parse_presentation(body.presentation)

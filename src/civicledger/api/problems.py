@@ -46,7 +46,9 @@ _STATUS_BY_REASON: dict[str, int] = {
     "not_eligible": 403,
     "already_registered": 409,
     "voter_key_in_use": 409,
-    "registrar_unavailable": 503,
+    # This node does not hold the key of the agency asked to act: it may not act for it.
+    "registrar_unavailable": 403,
+    "enroller_unavailable": 403,
     "credential_enrolled": 409,
     "already_enrolled": 409,
     # currency desk (payment requests: bad_payment_request, wrong_chain, amount_* are 400)
