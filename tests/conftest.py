@@ -214,10 +214,19 @@ class Ledger:
             self._next.pop(dropped.prepared.tx.body.signer, None)
         return block
 
-    def send(self, key: PrivateKey, contract: str, method: str, args: dict[str, Any]) -> Receipt:
-        """One transaction in a block of its own; raises the TxRejected if it was dropped."""
+    def send(
+        self,
+        key: PrivateKey,
+        contract: str,
+        method: str,
+        args: dict[str, Any],
+        *,
+        time_ms: int | None = None,
+    ) -> Receipt:
+        """One transaction in a block of its own (at ``time_ms``, default the head's time plus
+        one second); raises the TxRejected if it was dropped."""
         try:
-            block = self.block(self.tx(key, contract, method, args))
+            block = self.block(self.tx(key, contract, method, args), time_ms=time_ms)
         except TxRejected:
             self._next.pop(key.public.did, None)
             raise
@@ -225,6 +234,17 @@ class Ledger:
             raise block.dropped[0].error
         (included,) = block.included
         return included.receipt
+
+
+def ok(receipt: Receipt) -> Any:
+    """The result of a receipt that must be ok."""
+    assert receipt.status == "ok", (receipt.reason, receipt.message)
+    return receipt.result
+
+
+def refused(receipt: Receipt, reason: str) -> None:
+    """A receipt that must have failed with ``reason``."""
+    assert (receipt.status, receipt.reason) == ("failed", reason), receipt.message
 
 
 def make_city(data_dir: Path, registry: ContractRegistry | None = None) -> City:

@@ -11,7 +11,6 @@ from typing import Any
 
 from civicledger.crypto.encoding import sha256
 from civicledger.crypto.keys import PrivateKey
-from civicledger.errors import TxRejected
 from civicledger.ledger.receipt import Receipt
 from civicledger.node.chain import Chain
 from conftest import City, Ledger, city_key
@@ -70,24 +69,7 @@ def send(
     ledger: Ledger, key: PrivateKey, method: str, args: dict[str, Any], at: int | None = None
 ) -> Receipt:
     """One currency transaction in a block of its own (at block time ``at``); raises if dropped."""
-    try:
-        block = ledger.block(ledger.tx(key, "currency", method, args), time_ms=at)
-    except TxRejected:
-        ledger._next.pop(key.public.did, None)  # As Ledger.send does: the nonce is still free.
-        raise
-    if block.dropped:
-        raise block.dropped[0].error
-    (included,) = block.included
-    return included.receipt
-
-
-def ok(receipt: Receipt) -> Any:
-    assert receipt.status == "ok", (receipt.reason, receipt.message)
-    return receipt.result
-
-
-def refused(receipt: Receipt, reason: str) -> None:
-    assert (receipt.status, receipt.reason) == ("failed", reason), receipt.message
+    return ledger.send(key, "currency", method, args, time_ms=at)
 
 
 def q(chain: Chain, method: str, **args: Any) -> Any:

@@ -13,10 +13,8 @@ from currency_helpers import (
     grant_roles,
     holder,
     merchant,
-    ok,
     q,
     ref,
-    refused,
     send,
 )
 
@@ -24,7 +22,7 @@ from civicledger.errors import TxRejected
 from civicledger.node.chain import Chain
 from civicledger.services.currency.contract import MAX_AMOUNT, MAX_BATCH, MAX_LOTS
 from civicledger.services.registry import city_registry
-from conftest import GENESIS_TIME_MS, City, Ledger, make_city
+from conftest import GENESIS_TIME_MS, City, Ledger, make_city, ok, refused
 
 DAY = 86_400_000
 T0 = GENESIS_TIME_MS + 10 * DAY

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 from currency_helpers import CUR, send
-from currency_helpers import ok as ok_result
 from test_currency_report import ALICE, BAKERY, BOB, DAY_A, MILL, did, pay, setup_day_a
 
 from civicledger.agency.currency_report import fraud_flags, gather_transfers
@@ -25,6 +24,7 @@ from civicledger.services.currency.fraud import (
 )
 from civicledger.services.registry import city_registry
 from conftest import City, Ledger, make_city
+from conftest import ok as ok_result
 
 HOUR = 3_600_000
 T = 1_700_000_000_000

@@ -20,7 +20,6 @@ from currency_helpers import (
     ref,
     send,
 )
-from currency_helpers import ok as ok_result
 
 from civicledger.agency.currency_report import daily_report
 from civicledger.errors import CivicError
@@ -32,6 +31,7 @@ from civicledger.services.currency.report import (
 )
 from civicledger.services.registry import city_registry
 from conftest import GENESIS_TIME_MS, City, Ledger, make_city
+from conftest import ok as ok_result
 
 DAY = 86_400_000
 DAY_A = GENESIS_TIME_MS - GENESIS_TIME_MS % DAY + 10 * DAY

@@ -14,7 +14,7 @@ from civicledger.ledger.receipt import Receipt
 from civicledger.node.chain import Chain
 from civicledger.services.registry import city_registry
 from civicledger.services.voting.polls import CHANGE_RULE, MAX_DISTRICTS, MAX_OBSERVERS
-from conftest import City, Ledger, city_key, make_city
+from conftest import City, Ledger, city_key, make_city, ok, refused
 
 POLL = "park-2025"
 REGISTRAR = "district-office"
@@ -37,24 +37,7 @@ def send(
     ledger: Ledger, key: PrivateKey, method: str, args: dict[str, Any], at: int | None = None
 ) -> Receipt:
     """One polls transaction in a block of its own (at block time ``at``); raises if dropped."""
-    try:
-        block = ledger.block(ledger.tx(key, "polls", method, args), time_ms=at)
-    except TxRejected:
-        ledger._next.pop(key.public.did, None)  # As Ledger.send does: the nonce is still free.
-        raise
-    if block.dropped:
-        raise block.dropped[0].error
-    (included,) = block.included
-    return included.receipt
-
-
-def ok(receipt: Receipt) -> Any:
-    assert receipt.status == "ok", (receipt.reason, receipt.message)
-    return receipt.result
-
-
-def refused(receipt: Receipt, reason: str) -> None:
-    assert (receipt.status, receipt.reason) == ("failed", reason), receipt.message
+    return ledger.send(key, "polls", method, args, time_ms=at)
 
 
 def text(label: str) -> dict[str, str]:

@@ -23,7 +23,7 @@ from civicledger.services.voting import dkg, dlog, group
 from civicledger.services.voting.ballot import ballot_context, encrypt_ballot
 from civicledger.services.voting.elgamal import Ciphertext
 from civicledger.services.voting.polls import partial_context, possession_context, share_context
-from conftest import City, Ledger, city_key, make_city
+from conftest import City, Ledger, city_key, make_city, ok, refused
 
 POLL = "budget-2025"
 K, N = 3, 5
@@ -45,24 +45,7 @@ def send(
     ledger: Ledger, key: PrivateKey, method: str, args: dict[str, Any], at: int | None = None
 ) -> Receipt:
     """One polls transaction in a block of its own (at block time ``at``); raises if dropped."""
-    try:
-        block = ledger.block(ledger.tx(key, "polls", method, args), time_ms=at)
-    except TxRejected:
-        ledger._next.pop(key.public.did, None)  # As Ledger.send does: the nonce is still free.
-        raise
-    if block.dropped:
-        raise block.dropped[0].error
-    (included,) = block.included
-    return included.receipt
-
-
-def ok(receipt: Receipt) -> Any:
-    assert receipt.status == "ok", (receipt.reason, receipt.message)
-    return receipt.result
-
-
-def refused(receipt: Receipt, reason: str) -> None:
-    assert (receipt.status, receipt.reason) == ("failed", reason), receipt.message
+    return ledger.send(key, "polls", method, args, time_ms=at)
 
 
 def all_ok(ledger: Ledger, txs: list[Any]) -> None:
