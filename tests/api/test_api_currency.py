@@ -17,7 +17,7 @@ import pytest
 from api_helpers import assert_problem
 
 from civicledger.agency.desk import IdentityDesk
-from civicledger.agency.ledger import CityLedger, NodeLedger
+from civicledger.agency.ledger import NodeLedger
 from civicledger.api.app import create_app
 from civicledger.api.server import BackgroundServer
 from civicledger.city import NODE_KEY, CityDir, load_key
@@ -30,25 +30,23 @@ from civicledger.services.currency.payment_request import (
     PaymentRequest,
     payment_args,
 )
-from identity_samples import issuing_city
+from currency_samples import (
+    CUR,
+    DISTRICT,
+    bakery_request,
+    currency_city,
+    merchant_args,
+    open_help_coin,
+    reference,
+)
 
 DOMAIN = "https://pay.testville.example"
-CUR = "help-coin"
-BANK = "city-bank"
-DISTRICT = "district-office"
-ROLES = {
-    "treasury": "city-hall",
-    "custodian_bank": BANK,
-    "merchant_registrar": DISTRICT,
-    "enroller": DISTRICT,
-}
 HOLDER = PrivateKey.from_seed(sha256(b"api-currency/holder"))
 BAKERY = PrivateKey.from_seed(sha256(b"api-currency/bakery"))
 MILL = PrivateKey.from_seed(sha256(b"api-currency/mill"))
 
 
-def ref(label: str) -> str:
-    return sha256(b"api-currency/" + label.encode()).hex()
+ref = reference
 
 
 @dataclass
@@ -63,16 +61,7 @@ class Town:
         return self.ledger.send(signer, "currency", method, args)
 
     def request(self, key: PrivateKey = BAKERY, **change: Any) -> PaymentRequest:
-        fields: dict[str, Any] = {
-            "currency_id": CUR,
-            "merchant_id": "bakery",
-            "account": BAKERY.public.did,
-            "amount": 4_500,
-            "memo": "order 12",
-            "expires_ms": int(time.time() * 1000) + 600_000,
-            "chain_id": self.node.chain.chain_id,
-        }
-        return PaymentRequest(**{**fields, **change}).signed(key)
+        return bakery_request(self.node.chain.chain_id, BAKERY, key, **change)
 
     def check(self, text: str) -> httpx.Response:
         return self.http.post("/api/v1/currencies/payment-requests/check", json={"text": text})
@@ -85,53 +74,12 @@ def _tampered(text: str) -> str:
     return QR_SCHEME + b64url(canonical_json(value))
 
 
-def _merchant(merchant_id: str, key: PrivateKey) -> dict[str, Any]:
-    return {
-        "merchant_id": merchant_id,
-        "business_number_hash": ref(merchant_id),
-        "category": "food",
-        "region": "north",
-        "account": key.public.did,
-    }
-
-
 @pytest.fixture
 def town(tmp_path: Path) -> Iterator[Town]:
-    layout = issuing_city(tmp_path / "city", more_agencies=[BANK, DISTRICT])
-    setup = CityLedger(layout)
-    for role, agency in ROLES.items():
-        setup.send("root", "governance", "grant_role", {"agency": agency, "role": role})
+    layout = currency_city(tmp_path / "city")
     with EmbeddedNode(layout.data_path, load_key(layout.keystore, NODE_KEY, None)) as node:
         ledger = NodeLedger(layout, node)
-        definition = {
-            "currency_id": CUR,
-            "name": {"ko": "도움코인", "en": "Help coin"},
-            "symbol": "HELP",
-            "kind": "general",
-            "holder_credential": "ResidentCard",
-            "spend_categories": ["food"],
-            "lot_ttl_days": 30,
-        }
-        ledger.send("city-hall", "currency", "define", definition)
-        ledger.send(
-            BANK,
-            "currency",
-            "attest_reserve",
-            {"currency_id": CUR, "amount": 100_000, "reference": ref("deposit")},
-        )
-        ledger.send(
-            DISTRICT,
-            "currency",
-            "enroll",
-            {"currency_id": CUR, "account": HOLDER.public.did, "region": "north"},
-        )
-        ledger.send(DISTRICT, "currency", "register_merchant", _merchant("bakery", BAKERY))
-        ledger.send(
-            "city-hall",
-            "currency",
-            "mint",
-            {"currency_id": CUR, "to": HOLDER.public.did, "amount": 20_000, "reason": "welcome"},
-        )
+        open_help_coin(ledger, HOLDER, BAKERY)
         desk = IdentityDesk(ledger, domain=DOMAIN)
         with (
             BackgroundServer(create_app(node, identity=desk)) as server,
@@ -227,7 +175,7 @@ def test_payment_request_refusals(town: Town) -> None:
         town.check(town.request(merchant_id="nobody").to_qr_payload()), 404, "unknown_merchant"
     )
 
-    town.ledger.send(DISTRICT, "currency", "register_merchant", _merchant("mill", MILL))
+    town.ledger.send(DISTRICT, "currency", "register_merchant", merchant_args("mill", MILL))
     town.ledger.send(DISTRICT, "currency", "suspend_merchant", {"merchant_id": "mill"})
     suspended = town.request(MILL, merchant_id="mill", account=MILL.public.did)
     assert_problem(town.check(suspended.to_qr_payload()), 409, "merchant_suspended")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import html
 import json
 import re
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,7 +22,7 @@ import pytest
 from portal_helpers import html_lang
 
 from civicledger.agency.desk import IdentityDesk
-from civicledger.agency.ledger import CityLedger, NodeLedger
+from civicledger.agency.ledger import NodeLedger
 from civicledger.api.server import BackgroundServer
 from civicledger.city import NODE_KEY, load_key
 from civicledger.crypto.encoding import b64url, canonical_json, from_b64url, sha256
@@ -34,25 +33,21 @@ from civicledger.services.identity.qr_image import qr_png
 from civicledger.web import create_site
 from civicledger.web.currency import CHART_DAYS, PAY_BODY_LIMIT, PAY_PATH, bar_chart, pay_command
 from civicledger.web.currency import section as currency_section
-from identity_samples import issuing_city
+from currency_samples import (
+    CUR,
+    bakery_request,
+    currency_city,
+    open_help_coin,
+    reference,
+)
 
 DOMAIN = "https://pay.portal.example"
-CUR = "help-coin"
-BANK = "city-bank"
-DISTRICT = "district-office"
-ROLES = {
-    "treasury": "city-hall",
-    "custodian_bank": BANK,
-    "merchant_registrar": DISTRICT,
-    "enroller": DISTRICT,
-}
 HOLDER = PrivateKey.from_seed(sha256(b"portal-currency/holder"))
 BAKERY = PrivateKey.from_seed(sha256(b"portal-currency/bakery"))
 STRANGER = PrivateKey.from_seed(sha256(b"portal-currency/stranger"))
 
 
-def ref(label: str) -> str:
-    return sha256(b"portal-currency/" + label.encode()).hex()
+ref = reference
 
 
 @dataclass
@@ -61,16 +56,8 @@ class Town:
     client: httpx.Client
 
     def request(self, key: PrivateKey = BAKERY, **change: Any) -> PaymentRequest:
-        fields: dict[str, Any] = {
-            "currency_id": CUR,
-            "merchant_id": "bakery",
-            "account": BAKERY.public.did,
-            "amount": 2_500,
-            "memo": "table 7",
-            "expires_ms": int(time.time() * 1000) + 600_000,
-            "chain_id": self.node.chain.chain_id,
-        }
-        return PaymentRequest(**{**fields, **change}).signed(key)
+        fields = {"amount": 2_500, "memo": "table 7", **change}
+        return bakery_request(self.node.chain.chain_id, BAKERY, key, **fields)
 
     def get(self, path: str, lang: str = "ko") -> httpx.Response:
         return self.client.get(path, params={"lang": lang})
@@ -92,45 +79,10 @@ class Town:
 @pytest.fixture(scope="module")
 def town(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Town]:
     root = tmp_path_factory.mktemp("currency-portal")
-    layout = issuing_city(root / "city", more_agencies=[BANK, DISTRICT])
-    setup = CityLedger(layout)
-    for role, agency in ROLES.items():
-        setup.send("root", "governance", "grant_role", {"agency": agency, "role": role})
+    layout = currency_city(root / "city")
     with EmbeddedNode(layout.data_path, load_key(layout.keystore, NODE_KEY, None)) as node:
         ledger = NodeLedger(layout, node)
-        definition = {
-            "currency_id": CUR,
-            "name": {"ko": "도움코인", "en": "Help coin"},
-            "symbol": "HELP",
-            "kind": "general",
-            "holder_credential": "ResidentCard",
-            "spend_categories": ["food"],
-            "lot_ttl_days": 30,
-            "balance_cap": 500_000,
-        }
-        ledger.send("city-hall", "currency", "define", definition)
-        ledger.send(
-            BANK,
-            "currency",
-            "attest_reserve",
-            {"currency_id": CUR, "amount": 100_000, "reference": ref("deposit")},
-        )
-        ledger.send(
-            DISTRICT,
-            "currency",
-            "enroll",
-            {"currency_id": CUR, "account": HOLDER.public.did, "region": "north"},
-        )
-        merchant = {
-            "merchant_id": "bakery",
-            "business_number_hash": ref("bakery"),
-            "category": "food",
-            "region": "north",
-            "account": BAKERY.public.did,
-        }
-        ledger.send(DISTRICT, "currency", "register_merchant", merchant)
-        mint = {"currency_id": CUR, "to": HOLDER.public.did, "amount": 20_000, "reason": "welcome"}
-        ledger.send("city-hall", "currency", "mint", mint)
+        open_help_coin(ledger, HOLDER, BAKERY, balance_cap=500_000)
         desk = IdentityDesk(ledger, domain=DOMAIN)
         with (
             BackgroundServer(create_site(node, identity=desk)) as server,
