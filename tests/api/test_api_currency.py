@@ -46,9 +46,6 @@ BAKERY = PrivateKey.from_seed(sha256(b"api-currency/bakery"))
 MILL = PrivateKey.from_seed(sha256(b"api-currency/mill"))
 
 
-ref = reference
-
-
 @dataclass
 class Town:
     layout: CityDir
@@ -132,7 +129,7 @@ def test_views_pay_by_qr_and_merchant_view(town: Town) -> None:
         BAKERY,
         "currency",
         "redeem",
-        {"currency_id": CUR, "amount": 1_000, "payout_reference_hash": ref("payout")},
+        {"currency_id": CUR, "amount": 1_000, "payout_reference_hash": reference("payout")},
     )
     view = town.http.get(f"/api/v1/currencies/{CUR}/merchants/bakery").json()
     assert view["merchant"]["account"] == BAKERY.public.did

@@ -47,9 +47,6 @@ BAKERY = PrivateKey.from_seed(sha256(b"portal-currency/bakery"))
 STRANGER = PrivateKey.from_seed(sha256(b"portal-currency/stranger"))
 
 
-ref = reference
-
-
 @dataclass
 class Town:
     node: EmbeddedNode
@@ -91,7 +88,11 @@ def town(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Town]:
             town = Town(node, client)
             first = town.request(amount=4_500, memo="order 12")
             ledger.send_as(HOLDER, "currency", "pay", payment_args(first))
-            redeem = {"currency_id": CUR, "amount": 1_000, "payout_reference_hash": ref("payout")}
+            redeem = {
+                "currency_id": CUR,
+                "amount": 1_000,
+                "payout_reference_hash": reference("payout"),
+            }
             ledger.send_as(BAKERY, "currency", "redeem", redeem)
             yield town
 
