@@ -16,6 +16,7 @@ a signer-agnostic "is this nonce still free?" probe can be exercised without gra
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import closing
@@ -26,6 +27,7 @@ from typing import Any
 import pytest
 from pydantic import Field
 
+from civicledger.city import CityDir
 from civicledger.contracts.base import (
     PUBLIC,
     Args,
@@ -40,6 +42,10 @@ from civicledger.contracts.notary import Notary
 from civicledger.contracts.registry import ContractRegistry
 from civicledger.crypto.encoding import canonical_json, sha256
 from civicledger.crypto.keys import PrivateKey
+from civicledger.demo import create_demo_city, run_scenario
+from civicledger.demo_currency import DemoCurrency, run_currency
+from civicledger.demo_identity import DemoIdentity, run_identity
+from civicledger.demo_voting import DemoVoting, run_voting
 from civicledger.errors import TxRejected
 from civicledger.ledger.genesis import Genesis, GenesisAgency
 from civicledger.ledger.receipt import Receipt
@@ -320,3 +326,32 @@ def chain(city: City) -> Iterator[Chain]:
 @pytest.fixture
 def ledger(city: City, chain: Chain) -> Ledger:
     return Ledger(city, chain)
+
+
+@dataclass(frozen=True)
+class DemoCityTemplate:
+    """The demo city after its scenario, identity, polls and help-coin parts, built once per run.
+
+    Building it takes ~15 s (the polls wait for their opening and closing block times), so the
+    suites of the later demo parts copy it instead of each building their own. Never write to
+    ``root``: ``fresh`` gives a test its own copy.
+    """
+
+    root: Path
+    identity: DemoIdentity
+    voting: DemoVoting
+    currency: DemoCurrency
+
+    def fresh(self, dest: Path) -> CityDir:
+        shutil.copytree(self.root, dest)
+        return CityDir(dest)
+
+
+@pytest.fixture(scope="session")
+def demo_city_template(tmp_path_factory: pytest.TempPathFactory) -> DemoCityTemplate:
+    layout = create_demo_city(tmp_path_factory.mktemp("demo-template") / "seoul")
+    run_scenario(layout)
+    identity = run_identity(layout)
+    voting = run_voting(layout)
+    currency = run_currency(layout)
+    return DemoCityTemplate(layout.root, identity, voting, currency)

@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
-import re
-import sqlite3
-from collections.abc import Iterable, Iterator
-from contextlib import closing
 from datetime import date
 from pathlib import Path
 
@@ -16,6 +11,7 @@ import pytest
 from civicledger.city import CityDir
 from civicledger.demo import create_demo_city, run_demo, run_scenario
 from civicledger.demo_identity import DEMO_RESIDENTS, DemoIdentity, Resident, run_identity
+from ledger_scan import found, ledger_blobs
 
 EXPECTED = [
     ("city-hall publishes did:civic:city-hall", "ok", None),
@@ -127,59 +123,6 @@ def personal_data(resident: Resident) -> list[str]:
 
 
 SECRETS = [form for resident in DEMO_RESIDENTS for form in personal_data(resident)]
-_B64 = re.compile(rb"[A-Za-z0-9_\-+/]{16,}={0,2}")
-
-
-def _decoded(blob: bytes) -> Iterator[bytes]:
-    """``blob`` and whatever its base64(url) runs decode to (an SD-JWT hides claims that way)."""
-    yield blob
-    for run in _B64.findall(blob):
-        text = run.rstrip(b"=").replace(b"+", b"-").replace(b"/", b"_")
-        for shift in range(4):  # a run may start mid-token
-            chunk = text[shift:]
-            try:
-                yield base64.urlsafe_b64decode(chunk + b"=" * (-len(chunk) % 4))
-            except (binascii.Error, ValueError):
-                continue
-
-
-def _forms(secret: str) -> set[bytes]:
-    return {
-        secret.encode("utf-8"),
-        secret.encode("unicode_escape"),  # \\uXXXX, as JSON with ensure_ascii writes Hangul
-        secret.encode("utf-8").hex().encode(),
-        secret.encode("utf-16-le"),
-    }
-
-
-def found(secrets: Iterable[str], blobs: Iterable[bytes]) -> list[str]:
-    """The secrets that occur, in any of their encodings, in the blobs or their base64 runs."""
-    haystack = b"\x00".join(part for blob in blobs for part in _decoded(blob))
-    lowered = haystack.lower()
-    return [s for s in secrets if any(f in haystack or f.lower() in lowered for f in _forms(s))]
-
-
-def _every_value(db_path: Path) -> Iterator[bytes]:
-    with closing(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)) as conn:
-        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
-        assert tables
-        for table in tables:
-            yield table.encode()
-            for row in conn.execute(f'SELECT * FROM "{table}"'):
-                for value in row:
-                    if isinstance(value, bytes):
-                        yield value
-                    elif value is not None:
-                        yield str(value).encode()
-
-
-def _ledger(layout: CityDir) -> list[bytes]:
-    """Every value of every table, plus every file of the data dir (db, -wal, -shm) as bytes."""
-    databases = sorted(layout.data_path.rglob("*.db")) + sorted(layout.data_path.rglob("*.sqlite"))
-    assert databases, f"no database under {layout.data_path}"
-    values = [v for db in databases for v in _every_value(db)]
-    files = [p.read_bytes() for p in sorted(layout.data_path.rglob("*")) if p.is_file()]
-    return values + files
 
 
 def test_no_personal_data_anywhere_in_the_demo_ledger(
@@ -187,7 +130,7 @@ def test_no_personal_data_anywhere_in_the_demo_ledger(
 ) -> None:
     layout, identity = demo
     assert len(SECRETS) > 50
-    ledger = _ledger(layout)
+    ledger = ledger_blobs(layout)
     assert found(SECRETS, ledger) == []
     # Nor the residents' or visitor's DIDs: holders never touch the ledger.
     assert found(identity.holders.values(), ledger) == []
@@ -195,7 +138,7 @@ def test_no_personal_data_anywhere_in_the_demo_ledger(
 
 def test_the_scan_finds_what_is_there(demo: tuple[CityDir, DemoIdentity]) -> None:
     layout, identity = demo
-    ledger = _ledger(layout)
+    ledger = ledger_blobs(layout)
     # Public identity data is on the ledger and the scan sees it.
     assert found(identity.issuers.values(), ledger) == list(identity.issuers.values())
     assert found(["https://city-hall.demo-seoul.example/status/revocation/1"], ledger)

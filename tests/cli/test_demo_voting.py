@@ -11,14 +11,13 @@ import pytest
 from civicledger.agency.desk import node_desk
 from civicledger.api.server import BackgroundServer
 from civicledger.city import NODE_KEY, CityDir, load_key
-from civicledger.demo import create_demo_city, run_scenario
-from civicledger.demo_currency import COIN, DemoCurrency, run_currency
-from civicledger.demo_identity import run_identity
-from civicledger.demo_voting import OPEN_POLL, SECRET_POLL, DemoVoting, run_voting
+from civicledger.demo_currency import COIN, DemoCurrency
+from civicledger.demo_voting import OPEN_POLL, SECRET_POLL, DemoVoting
 from civicledger.node.chain import Chain
 from civicledger.node.embedded import EmbeddedNode
 from civicledger.services.identity.wallet import Wallet
 from civicledger.web.site import create_site
+from conftest import DemoCityTemplate
 
 REFUSALS = {
     "voter-2 votes before the polls open": "poll_not_open",
@@ -28,11 +27,12 @@ REFUSALS = {
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[CityDir, DemoVoting]:
-    layout = create_demo_city(tmp_path_factory.mktemp("demo") / "seoul")
-    run_scenario(layout)
-    run_identity(layout)
-    return layout, run_voting(layout)
+def demo(
+    demo_city_template: DemoCityTemplate, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[CityDir, DemoVoting]:
+    """The shared demo city (its polls ran after identity, before the help coin), copied."""
+    layout = demo_city_template.fresh(tmp_path_factory.mktemp("demo") / "seoul")
+    return layout, demo_city_template.voting
 
 
 def test_every_step_and_the_results(demo: tuple[CityDir, DemoVoting]) -> None:
@@ -81,9 +81,9 @@ def test_the_dashboard_shows_the_verified_secret_result(demo: tuple[CityDir, Dem
 
 
 @pytest.fixture(scope="module")
-def currency(demo: tuple[CityDir, DemoVoting]) -> DemoCurrency:
-    """The help-coin part runs after the polls, on the voters' wallets."""
-    return run_currency(demo[0])
+def currency(demo_city_template: DemoCityTemplate) -> DemoCurrency:
+    """The help-coin part ran after the polls, on the voters' wallets."""
+    return demo_city_template.currency
 
 
 def test_the_help_coin_balances(demo: tuple[CityDir, DemoVoting], currency: DemoCurrency) -> None:

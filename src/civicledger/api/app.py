@@ -14,11 +14,17 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 import civicledger
+from civicledger.agency.certificate_desk import CertificateDesk
 from civicledger.agency.currency_desk import CurrencyDesk
 from civicledger.agency.desk import IdentityDesk
+from civicledger.agency.donation_desk import DonationDesk
 from civicledger.agency.poll_desk import PollDesk
+from civicledger.agency.vehicle_desk import VehicleDesk
+from civicledger.agency.works_desk import WorksDesk
 from civicledger.api.batch_routes import batch_router
+from civicledger.api.certificate_routes import CERTIFICATE_PDF_PATH, certificate_router
 from civicledger.api.currency_routes import currency_router
+from civicledger.api.donation_routes import donation_router
 from civicledger.api.events import EventHub
 from civicledger.api.identity_routes import IDENTITY_QR_PATH, identity_router
 from civicledger.api.ledger_routes import ledger_router
@@ -30,7 +36,10 @@ from civicledger.api.problems import install_problem_handlers
 from civicledger.api.settings import ApiSettings
 from civicledger.api.stream_routes import stream_router
 from civicledger.api.tx_routes import tx_router
+from civicledger.api.vehicle_routes import vehicle_router
+from civicledger.api.works_routes import works_router
 from civicledger.node.embedded import EmbeddedNode
+from civicledger.services.certificates.pdf import MAX_PDF_BYTES
 from civicledger.services.identity.qr_image import MAX_IMAGE_BYTES
 
 API_PREFIX = "/api/v1"
@@ -90,6 +99,7 @@ def create_app(
             **settings.extra_path_limits,
             f"{API_PREFIX}/txs": settings.max_batch_body_bytes,
             f"{API_PREFIX}{IDENTITY_QR_PATH}": MAX_IMAGE_BYTES,
+            f"{API_PREFIX}{CERTIFICATE_PDF_PATH}": MAX_PDF_BYTES,
         },
     )
     app.include_router(tx_router(node, metrics, settings), prefix=API_PREFIX)
@@ -102,5 +112,13 @@ def create_app(
         app.include_router(poll_router(app.state.polls), prefix=API_PREFIX)
         app.state.currency = CurrencyDesk(identity.ledger, node.chain.chain_id)
         app.include_router(currency_router(app.state.currency, identity), prefix=API_PREFIX)
+        app.state.certificates = CertificateDesk(identity.ledger, node.chain.chain_id)
+        app.include_router(certificate_router(app.state.certificates, identity), prefix=API_PREFIX)
+        app.state.donations = DonationDesk(identity.ledger)
+        app.include_router(donation_router(app.state.donations), prefix=API_PREFIX)
+        app.state.works = WorksDesk(identity.ledger)
+        app.include_router(works_router(app.state.works), prefix=API_PREFIX)
+        app.state.vehicles = VehicleDesk(identity.ledger, node.chain.chain_id)
+        app.include_router(vehicle_router(app.state.vehicles), prefix=API_PREFIX)
     app.include_router(ops_router(node, metrics))
     return app

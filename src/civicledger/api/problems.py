@@ -57,6 +57,24 @@ _STATUS_BY_REASON: dict[str, int] = {
     "unknown_merchant": 404,
     "merchant_suspended": 409,
     "account_mismatch": 409,
+    # donations desk (trace_too_large and the ledger's refusals stay 400)
+    "unknown_charity": 404,
+    "unknown_campaign": 404,
+    "unknown_donation": 404,
+    "unknown_disbursement": 404,
+    "unknown_donor": 404,
+    "unknown_batch": 404,
+    # vehicles desk (bad_report_payload and the ledger's refusals stay 400)
+    "unknown_vehicle": 404,
+    "unknown_sale": 404,
+    "unknown_record": 404,
+    # works desk
+    "unknown_works_contract": 404,
+    "unknown_stage": 404,
+    # certificates desk (unknown_batch above; bad_pdf, no_certificate, bad_certificate: 400)
+    "unknown_certificate": 404,
+    "recorder_unavailable": 403,
+    "cannot_render": 503,
     "expired_request": 400,
     "request_timeout": 408,
     "not_found": 404,

@@ -14,8 +14,10 @@ import typer
 from typer.core import TyperGroup
 
 from civicledger.cli import (
+    certificate,
     currency,
     demo,
+    donation,
     identity,
     keys,
     ledger,
@@ -24,7 +26,9 @@ from civicledger.cli import (
     proof,
     setup,
     tx,
+    vehicle,
     wallet,
+    works,
 )
 from civicledger.cli._common import DEFAULT_DIR, CliState, error_line
 from civicledger.errors import CivicError
@@ -92,6 +96,10 @@ app.add_typer(wallet.app, name="wallet")
 app.add_typer(identity.app, name="identity")
 app.add_typer(poll.app, name="poll")
 app.add_typer(currency.app, name="currency")
+app.add_typer(certificate.app, name="certificate")
+app.add_typer(works.app, name="works")
+app.add_typer(donation.app, name="donation")
+app.add_typer(vehicle.app, name="vehicle")
 
 
 def main() -> None:

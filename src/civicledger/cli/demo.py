@@ -40,9 +40,13 @@ from civicledger.demo import (
     run_scenario,
     summarize,
 )
+from civicledger.demo_certificates import DemoCertificates, run_certificates
 from civicledger.demo_currency import DemoCurrency, run_currency
+from civicledger.demo_donations import DemoDonations, run_donations
 from civicledger.demo_identity import DemoIdentity, run_identity
+from civicledger.demo_vehicles import DemoVehicles, run_vehicles
 from civicledger.demo_voting import DemoVoting, run_voting
+from civicledger.demo_works import DemoWorks, run_works
 from civicledger.node.embedded import EmbeddedNode
 from civicledger.web.site import create_site
 
@@ -102,6 +106,18 @@ def demo(
 
         console.print(Rule("local currency (help coin)"))
         _print_currency(console, run_currency(layout))
+
+        console.print(Rule("certificates (anti-forgery documents)"))
+        _print_certificates(console, run_certificates(layout))
+
+        console.print(Rule("used cars (vehicle history and trade)"))
+        _print_vehicles(console, run_vehicles(layout))
+
+        console.print(Rule("donations (fund-flow history)"))
+        _print_donations(console, run_donations(layout))
+
+        console.print(Rule("public works (direct payment of subcontractors)"))
+        _print_works(console, run_works(layout))
 
         console.print(Rule("the ledger"))
         _print_summary(console, summarize(layout))
@@ -237,6 +253,43 @@ def _print_currency(console: Console, currency: DemoCurrency) -> None:
         console,
         currency.steps,
         "holders' accounts are per-currency wallet keys; the ledger never sees who holds them",
+    )
+
+
+def _print_certificates(console: Console, certificates: DemoCertificates) -> None:
+    pdfs = next(iter(certificates.pdfs.values())).parent if certificates.pdfs else None
+    _print_part(
+        console,
+        certificates.steps,
+        "the ledger holds each batch's Merkle root and salted references, never a document; "
+        f"sample PDFs to upload at /certificates are in {pdfs}",
+    )
+
+
+def _print_vehicles(console: Console, vehicles: DemoVehicles) -> None:
+    _print_part(
+        console,
+        vehicles.steps,
+        "owners are keys the vehicle registry knows, never names; the buyer's report counts "
+        "them and carries a QR code that checks it against the ledger",
+    )
+
+
+def _print_donations(console: Console, donations: DemoDonations) -> None:
+    _print_part(
+        console,
+        donations.steps,
+        "donors are commitments to a receipt secret only they hold, beneficiaries are keyed "
+        "pseudonyms; a donation is traced to help-coin spending by merchant category",
+    )
+
+
+def _print_works(console: Console, works: DemoWorks) -> None:
+    _print_part(
+        console,
+        works.steps,
+        "workers and bank accounts are keyed hashes; each wage went straight to the worker's "
+        "own account in the release transaction",
     )
 
 

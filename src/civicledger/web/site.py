@@ -6,7 +6,7 @@ The API never imports the portal (``api`` sits below ``web``), so the two are pu
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -16,8 +16,12 @@ from civicledger.agency.desk import IdentityDesk
 from civicledger.api.app import create_app
 from civicledger.api.settings import ApiSettings
 from civicledger.node.embedded import EmbeddedNode
+from civicledger.web.certificates import VERIFY_BODY_LIMIT as CERTIFICATE_BODY_LIMIT
+from civicledger.web.certificates import VERIFY_PATH as CERTIFICATE_PATH
+from civicledger.web.certificates import section as certificates_section
 from civicledger.web.currency import PAY_BODY_LIMIT, PAY_PATH
 from civicledger.web.currency import section as currency_section
+from civicledger.web.donations import section as donations_section
 from civicledger.web.explorer import section as explorer_section
 from civicledger.web.identity import VERIFY_BODY_LIMIT, VERIFY_PATH
 from civicledger.web.identity import section as identity_section
@@ -31,31 +35,39 @@ from civicledger.web.portal import (
     not_found_handler,
 )
 from civicledger.web.sections import PortalSection
+from civicledger.web.vehicles import section as vehicles_section
 from civicledger.web.verify import section as verify_section
+from civicledger.web.works import section as works_section
 
 __all__ = ["create_site", "install_portal"]
+
+_DESK_SECTIONS: tuple[tuple[str, Callable[[], PortalSection]], ...] = (
+    ("identity", identity_section),
+    ("polls", polls_section),
+    ("currency", currency_section),
+    ("certificates", certificates_section),
+    ("vehicles", vehicles_section),
+    ("donations", donations_section),
+    ("works", works_section),
+)
+"""Each service's section: its slug is also the ``app.state`` attribute of its desk."""
 
 
 def install_portal(app: FastAPI, sections: Sequence[PortalSection] = ()) -> Portal:
     """Add the portal (explorer, verify page and ``sections``) to an app made by ``create_app``.
 
-    The app must hold the running node as ``app.state.node``. When it also holds an identity
-    desk (``app.state.identity``), the identity pages are added too, and with a poll desk
-    (``app.state.polls``) the poll pages, and with a currency desk (``app.state.currency``) the
-    currency pages, unless ``sections`` brings its own. Raises
+    The app must hold the running node as ``app.state.node``. For each service desk it also
+    holds (``app.state.identity``, ``.polls``, ``.currency``, ``.certificates``, ``.vehicles``,
+    ``.donations``, ``.works``: see ``create_app``) that service's pages are added too, unless
+    ``sections`` brings a section of the same slug. Raises
     ``CatalogError`` if a section's messages, slug or prefix are inconsistent, before anything
     is served.
     """
     defaults = [explorer_section(), verify_section()]
-    has_desk = getattr(app.state, "identity", None) is not None
-    if has_desk and all(s.slug != "identity" for s in sections):
-        defaults.append(identity_section())
-    has_polls = getattr(app.state, "polls", None) is not None
-    if has_polls and all(s.slug != "polls" for s in sections):
-        defaults.append(polls_section())
-    has_currency = getattr(app.state, "currency", None) is not None
-    if has_currency and all(s.slug != "currency" for s in sections):
-        defaults.append(currency_section())
+    given = {s.slug for s in sections}
+    for slug, make_section in _DESK_SECTIONS:
+        if getattr(app.state, slug, None) is not None and slug not in given:
+            defaults.append(make_section())
     portal = Portal([*defaults, *sections])
     app.state.portal = portal
     app.mount("/static/portal", StaticFiles(directory=STATIC_DIR), name="portal-static")
@@ -97,6 +109,7 @@ def create_site(
         limits = {
             VERIFY_PATH: VERIFY_BODY_LIMIT,
             PAY_PATH: PAY_BODY_LIMIT,
+            CERTIFICATE_PATH: CERTIFICATE_BODY_LIMIT,
             **settings.extra_path_limits,
         }
         settings = dataclasses.replace(settings, extra_path_limits=limits)
