@@ -166,7 +166,10 @@ class _Flow:
             if role is not None:
                 grant = {"agency": agency_id, "role": role}
                 self.ledger.send("root", "governance", "grant_role", grant)
-        return f"{DEPARTMENT}: works_orderer; {BANK}: custodian_bank; {SUPERVISOR}: supervisor"
+        return (
+            f"{DEPARTMENT}: works_orderer; {BANK}: custodian_bank; "
+            f"{SUPERVISOR}: no role (named on the contract as its site supervisor)"
+        )
 
     def _order(self) -> str:
         keystore = self.layout.keystore

@@ -153,6 +153,12 @@ def _serve(console: Console, layout: CityDir, host: str, port: int, seconds: flo
                         ("verify a proof", f"{url}/verify"),
                         ("identity", f"{url}/identity (present, verify, issue, revoke)"),
                         ("desk token", f"{desk_token} (city hall; for issue and revoke)"),
+                        ("polls", f"{url}/polls (live dashboards)"),
+                        ("currency", f"{url}/currency (help coin)"),
+                        ("certificates", f"{url}/certificates (verify a PDF or QR code)"),
+                        ("used cars", f"{url}/vehicles (history reports)"),
+                        ("donations", f"{url}/donations (trace a donation)"),
+                        ("public works", f"{url}/works (direct payment)"),
                         ("API", f"{url}/api/v1 (OpenAPI: {url}/docs)"),
                         ("metrics", f"{url}/metrics"),
                     ]
