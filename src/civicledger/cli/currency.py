@@ -15,7 +15,6 @@ import datetime as dt
 import json
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
@@ -40,6 +39,14 @@ from civicledger.agency.remote import ClientLedger
 from civicledger.city import NODE_KEY, load_key
 from civicledger.cli import _render
 from civicledger.cli._common import err, json_object, out, passphrase_from_env, state
+from civicledger.cli._ledger import (
+    KeyName,
+    NodeUrl,
+    done,
+    ledger_access,
+    reference_hash,
+    send_signed,
+)
 from civicledger.client import CivicClient
 from civicledger.crypto.encoding import sha256
 from civicledger.crypto.keys import PrivateKey
@@ -235,19 +242,10 @@ def _links(path: Path) -> dict[str, list[str]]:
 
 # -- treasury, bank, registrar and enroller: signed with keystore keys --------------------------
 
-_Node = Annotated[
-    str | None,
-    typer.Option(
-        metavar="URL",
-        help="Reach the city's node over HTTP (receipts proven against DIR/genesis.json) "
-        "instead of opening the ledger in DIR.",
-    ),
-]
 _PassphraseEnv = Annotated[
     str | None,
     typer.Option(metavar="VAR", help="Passphrase of the key or wallet, from this variable."),
 ]
-_KeyName = Annotated[str, typer.Option("--key", metavar="KEY", help="The signer's keystore key.")]
 _WalletDir = Annotated[
     Path, typer.Option("--wallet", metavar="DIR", envvar="CIVIC_WALLET", help="The wallet.")
 ]
@@ -260,7 +258,6 @@ merchant_app = typer.Typer(
 app.add_typer(merchant_app, name="merchant")
 
 
-@contextmanager
 def _access(ctx: typer.Context, node: str | None, passphrase: str | None) -> Iterator[LedgerAccess]:
     """The ledger: the city directory's, or a node's over HTTP anchored in its genesis."""
     if node is None:
@@ -270,47 +267,20 @@ def _access(ctx: typer.Context, node: str | None, passphrase: str | None) -> Ite
         yield ClientLedger(client)
 
 
-def _reference_hash(text: str) -> str:
-    """The SHA-256 (hex) of an off-ledger reference (a bank record, a payout account): only
-    the hash goes on the ledger."""
-    if not text.strip():
-        raise CivicError("a reference is a non-empty text", reason="bad_reference")
-    return sha256(text.encode("utf-8")).hex()
-
-
-def _send_as_key(
-    ctx: typer.Context,
-    node: str | None,
-    key_name: str,
-    method: str,
-    args: dict[str, Any],
-    passphrase_env: str | None,
-) -> Any:
-    """Send ``currency.METHOD`` signed by the keystore key ``key_name``."""
-    passphrase = passphrase_from_env(passphrase_env)
-    key = load_key(state(ctx).city.require().keystore, key_name, passphrase)
-    with _access(ctx, node, passphrase) as ledger:
-        return ledger.send_as(key, CURRENCY_CONTRACT, method, args)
-
-
-def _done(verb: str, what: str) -> None:
-    out().print(Text.assemble((f"{verb} ", "bold green"), what))
-
-
 @app.command("define")
 def define(
     ctx: typer.Context,
     definition: Annotated[
         Path, typer.Argument(metavar="FILE", exists=True, dir_okay=False, help="JSON args.")
     ],
-    key: _KeyName,
-    node: _Node = None,
+    key: KeyName,
+    node: NodeUrl = None,
     passphrase_env: _PassphraseEnv = None,
 ) -> None:
     """Define a currency from a JSON file of ``currency.define`` arguments (treasury)."""
     args = json_object(definition.read_text(encoding="utf-8"), "FILE")
-    _send_as_key(ctx, node, key, "define", args, passphrase_env)
-    _done("defined", f"currency {args.get('currency_id')}")
+    send_signed(ctx, node, key, CURRENCY_CONTRACT, "define", args, passphrase_env)
+    done("defined", f"currency {args.get('currency_id')}")
 
 
 @app.command("reserve")
@@ -321,14 +291,14 @@ def reserve(
     reference: Annotated[
         str, typer.Option(metavar="REF", help="The bank's deposit record; only its hash is sent.")
     ],
-    key: _KeyName,
-    node: _Node = None,
+    key: KeyName,
+    node: NodeUrl = None,
     passphrase_env: _PassphraseEnv = None,
 ) -> None:
     """Attest that the custodian bank's KRW reserve for CURRENCY grew by AMOUNT (bank)."""
-    args = {"currency_id": currency_id, "amount": amount, "reference": _reference_hash(reference)}
-    _send_as_key(ctx, node, key, "attest_reserve", args, passphrase_env)
-    _done("reserved", f"{amount:,} KRW for {currency_id}")
+    args = {"currency_id": currency_id, "amount": amount, "reference": reference_hash(reference)}
+    send_signed(ctx, node, key, CURRENCY_CONTRACT, "attest_reserve", args, passphrase_env)
+    done("reserved", f"{amount:,} KRW for {currency_id}")
 
 
 @app.command("mint")
@@ -337,15 +307,15 @@ def mint(
     currency_id: _CurrencyId,
     account: _Account,
     amount: _Amount,
-    key: _KeyName,
+    key: KeyName,
     reason: Annotated[str, typer.Option(metavar="CODE", help="Why (a code).")] = "grant",
-    node: _Node = None,
+    node: NodeUrl = None,
     passphrase_env: _PassphraseEnv = None,
 ) -> None:
     """Mint AMOUNT of CURRENCY to an enrolled ACCOUNT, against the reserve (treasury)."""
     args = {"currency_id": currency_id, "to": account, "amount": amount, "reason": reason}
-    _send_as_key(ctx, node, key, "mint", args, passphrase_env)
-    _done("minted", f"{amount:,} {currency_id} to {account}")
+    send_signed(ctx, node, key, CURRENCY_CONTRACT, "mint", args, passphrase_env)
+    done("minted", f"{amount:,} {currency_id} to {account}")
 
 
 @app.command("enroll")
@@ -353,11 +323,11 @@ def enroll(
     ctx: typer.Context,
     currency_id: _CurrencyId,
     account: _Account,
-    key: _KeyName,
+    key: KeyName,
     region: Annotated[
         str | None, typer.Option(metavar="R", help="The holder's coarse region code.")
     ] = None,
-    node: _Node = None,
+    node: NodeUrl = None,
     passphrase_env: _PassphraseEnv = None,
 ) -> None:
     """Enrol ACCOUNT as a holder of CURRENCY (enroller).
@@ -365,8 +335,8 @@ def enroll(
     ACCOUNT is the holder's `civic currency account`; the enroller checks the holder's
     credential off the ledger first."""
     args = {"currency_id": currency_id, "account": account, "region": region}
-    _send_as_key(ctx, node, key, "enroll", args, passphrase_env)
-    _done("enrolled", f"{account} in {currency_id}")
+    send_signed(ctx, node, key, CURRENCY_CONTRACT, "enroll", args, passphrase_env)
+    done("enrolled", f"{account} in {currency_id}")
 
 
 @app.command("attest")
@@ -379,8 +349,8 @@ def attest(
     reference: Annotated[
         str, typer.Option(metavar="REF", help="The attestor's record; only its hash is sent.")
     ],
-    key: _KeyName,
-    node: _Node = None,
+    key: KeyName,
+    node: NodeUrl = None,
     passphrase_env: _PassphraseEnv = None,
 ) -> None:
     """Attest an activity (volunteer hours, energy saved) that earns reward points
@@ -390,19 +360,19 @@ def attest(
         "account": account,
         "activity": activity,
         "quantity": quantity,
-        "reference": _reference_hash(reference),
+        "reference": reference_hash(reference),
     }
-    result = _send_as_key(ctx, node, key, "attest_activity", args, passphrase_env)
+    result = send_signed(ctx, node, key, CURRENCY_CONTRACT, "attest_activity", args, passphrase_env)
     minted = result.get("amount") if isinstance(result, dict) else None
-    _done("attested", f"{quantity} {activity} for {account}" + (f": {minted:,}" if minted else ""))
+    done("attested", f"{quantity} {activity} for {account}" + (f": {minted:,}" if minted else ""))
 
 
 @app.command("expire")
 def expire(
     ctx: typer.Context,
     currency_id: _CurrencyId,
-    key: _KeyName,
-    node: _Node = None,
+    key: KeyName,
+    node: NodeUrl = None,
     passphrase_env: _PassphraseEnv = None,
 ) -> None:
     """Return every expired lot's unspent value to the issuer: pages through the holders and
@@ -410,7 +380,7 @@ def expire(
     passphrase = passphrase_from_env(passphrase_env)
     signer = load_key(state(ctx).city.require().keystore, key, passphrase)
     swept = accounts = 0
-    with _access(ctx, node, passphrase) as ledger:
+    with ledger_access(ctx, node, passphrase) as ledger:
         after = ""
         while True:
             page = ledger.query(
@@ -434,7 +404,7 @@ def expire(
             if page.get("next") is None:
                 break
             after = str(page["next"])
-    _done("expired", f"{swept:,} KRW from {accounts} account(s) returned to the issuer")
+    done("expired", f"{swept:,} KRW from {accounts} account(s) returned to the issuer")
 
 
 @app.command("settle")
@@ -445,19 +415,19 @@ def settle(
     reference: Annotated[
         str, typer.Option(metavar="REF", help="The bank's payout record; only its hash is sent.")
     ],
-    key: _KeyName,
-    node: _Node = None,
+    key: KeyName,
+    node: NodeUrl = None,
     passphrase_env: _PassphraseEnv = None,
 ) -> None:
     """Mark a merchant's settlement ORDER paid; the reserve shrinks by its amount (bank)."""
     args = {
         "currency_id": currency_id,
         "order_id": order_id,
-        "bank_reference": _reference_hash(reference),
+        "bank_reference": reference_hash(reference),
     }
-    result = _send_as_key(ctx, node, key, "settle", args, passphrase_env)
+    result = send_signed(ctx, node, key, CURRENCY_CONTRACT, "settle", args, passphrase_env)
     paid = result.get("amount") if isinstance(result, dict) else None
-    _done("settled", f"order {order_id}" + (f": {paid:,} KRW" if isinstance(paid, int) else ""))
+    done("settled", f"order {order_id}" + (f": {paid:,} KRW" if isinstance(paid, int) else ""))
 
 
 @merchant_app.command("register")
@@ -474,21 +444,21 @@ def merchant_register(
         str,
         typer.Option(metavar="DID", help="The merchant's account (its wallet's currency key)."),
     ],
-    key: _KeyName,
-    node: _Node = None,
+    key: KeyName,
+    node: NodeUrl = None,
     passphrase_env: _PassphraseEnv = None,
 ) -> None:
     """Register a merchant, shared by every currency (merchant registrar)."""
     number = "".join(ch for ch in business_number if ch.isalnum())
     args = {
         "merchant_id": merchant_id,
-        "business_number_hash": _reference_hash(number or business_number),
+        "business_number_hash": reference_hash(number or business_number),
         "category": category,
         "region": region,
         "account": account,
     }
-    _send_as_key(ctx, node, key, "register_merchant", args, passphrase_env)
-    _done("registered", f"merchant {merchant_id}")
+    send_signed(ctx, node, key, CURRENCY_CONTRACT, "register_merchant", args, passphrase_env)
+    done("registered", f"merchant {merchant_id}")
 
 
 @merchant_app.command("show")
@@ -496,10 +466,10 @@ def merchant_show(
     ctx: typer.Context,
     currency_id: _CurrencyId,
     merchant_id: Annotated[str, typer.Argument(metavar="MERCHANT_ID")],
-    node: _Node = None,
+    node: NodeUrl = None,
 ) -> None:
     """The merchant view, as JSON: its record, balance in CURRENCY and pending settlements."""
-    with _access(ctx, node, None) as ledger:
+    with ledger_access(ctx, node, None) as ledger:
         view = CurrencyDesk(ledger, state(ctx).city.genesis().chain_id).merchant_view(
             currency_id, merchant_id
         )
@@ -534,7 +504,7 @@ def balance(
         int, typer.Option(min=0, max=100, metavar="N", help="Show the last N history entries.")
     ] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-    node: _Node = None,
+    node: NodeUrl = None,
     passphrase_env: _PassphraseEnv = None,
 ) -> None:
     """The wallet's balance in CURRENCY, its lots and last history entries.
@@ -542,7 +512,7 @@ def balance(
     Spendable is the balance less expired lots not yet collected; lots are listed first to
     expire first."""
     did = _currency_key(wallet, currency_id, passphrase_env).public.did
-    with _access(ctx, node, None) as ledger:
+    with ledger_access(ctx, node, None) as ledger:
         desk = CurrencyDesk(ledger, state(ctx).city.genesis().chain_id)
         desk.currency(currency_id)
         found = desk.balance(currency_id, did)
@@ -627,7 +597,7 @@ def pay(
         int | None,
         typer.Option(min=1, max=MAX_AMOUNT, help="Won: required for an open request."),
     ] = None,
-    node: _Node = None,
+    node: NodeUrl = None,
     passphrase_env: _PassphraseEnv = None,
 ) -> None:
     """Pay a merchant's payment request (QR text or image) from the wallet.
@@ -637,7 +607,7 @@ def pay(
     text = _request_text(request, request_image)
     key = _currency_key(wallet, currency_id, passphrase_env)
     chain_id = state(ctx).city.genesis().chain_id
-    with _access(ctx, node, None) as ledger:
+    with ledger_access(ctx, node, None) as ledger:
         checked = CurrencyDesk(ledger, chain_id).check_request(text, int(time.time() * 1000))
         asked = checked.request
         asked.verify_signature()
@@ -666,7 +636,7 @@ def pay_to(
     memo: Annotated[
         str | None, typer.Option(metavar="M", help="A note; only its hash is sent.")
     ] = None,
-    node: _Node = None,
+    node: NodeUrl = None,
     passphrase_env: _PassphraseEnv = None,
 ) -> None:
     """Pay ACCOUNT directly: holder to holder (if p2p is allowed) or merchant to merchant."""
@@ -674,7 +644,7 @@ def pay_to(
     args: dict[str, Any] = {"currency_id": currency_id, "to": to, "amount": amount}
     if memo:
         args["memo_hash"] = sha256(memo.encode("utf-8")).hex()
-    with _access(ctx, node, None) as ledger:
+    with ledger_access(ctx, node, None) as ledger:
         result = ledger.send_as(key, CURRENCY_CONTRACT, "pay", args)
     rows = [("paid", f"{amount:,} {currency_id}"), ("to", to)]
     if isinstance(result, dict) and isinstance(result.get("balance"), int):
@@ -700,7 +670,7 @@ def request_payment(
         Path | None,
         typer.Option(metavar="PNG", dir_okay=False, help="Also write the QR code here."),
     ] = None,
-    node: _Node = None,
+    node: NodeUrl = None,
     passphrase_env: _PassphraseEnv = None,
 ) -> None:
     """Make a signed payment request: prints its civic-pay: text, --qr writes its QR code.
@@ -709,7 +679,7 @@ def request_payment(
     be the account the merchant is registered with."""
     key = _currency_key(wallet, currency_id, passphrase_env)
     chain_id = state(ctx).city.genesis().chain_id
-    with _access(ctx, node, None) as ledger:
+    with ledger_access(ctx, node, None) as ledger:
         record = CurrencyDesk(ledger, chain_id).merchant(merchant_id)
     if record.get("account") != key.public.did:
         raise CivicError(
@@ -743,7 +713,7 @@ def redeem(
         str, typer.Option(metavar="REF", help="The KRW payout account; only its hash is sent.")
     ],
     wallet: _WalletDir = Path("wallet"),
-    node: _Node = None,
+    node: NodeUrl = None,
     passphrase_env: _PassphraseEnv = None,
 ) -> None:
     """Redeem AMOUNT of the merchant's balance for KRW (a settlement order).
@@ -753,9 +723,9 @@ def redeem(
     args = {
         "currency_id": currency_id,
         "amount": amount,
-        "payout_reference_hash": _reference_hash(payout_reference),
+        "payout_reference_hash": reference_hash(payout_reference),
     }
-    with _access(ctx, node, None) as ledger:
+    with ledger_access(ctx, node, None) as ledger:
         order = ledger.send_as(key, CURRENCY_CONTRACT, "redeem", args)
     rows = [("redeemed", f"{amount:,} {currency_id}")]
     if isinstance(order, dict):

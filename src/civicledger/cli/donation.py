@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated, Any
 
 import typer
@@ -24,10 +23,16 @@ from civicledger.agency.ledger import CityLedger, LedgerAccess
 from civicledger.agency.remote import ClientLedger
 from civicledger.city import load_key
 from civicledger.cli._common import out, passphrase_from_env, state
+from civicledger.cli._ledger import (
+    KeyName,
+    NodeUrl,
+    done,
+    ledger_access,
+    reference_hash,
+    send_signed,
+)
 from civicledger.client import CivicClient
-from civicledger.crypto.encoding import sha256
 from civicledger.crypto.keys import PrivateKey
-from civicledger.errors import CivicError
 from civicledger.services.donations.contract import CONTRACT_NAME, MAX_AMOUNT
 from civicledger.services.donations.trace import beneficiary_pseudonym, donor_commitment
 
@@ -41,20 +46,14 @@ app.add_typer(charity_app, name="charity")
 app.add_typer(campaign_app, name="campaign")
 
 _DAY_MS = 86_400_000
-_Node = Annotated[
-    str | None,
-    typer.Option(metavar="URL", help="Reach the city's node over HTTP instead of DIR's ledger."),
-]
 _PassphraseEnv = Annotated[
     str | None, typer.Option(metavar="VAR", help="Passphrase of the key, from this variable.")
 ]
-_KeyName = Annotated[str, typer.Option("--key", metavar="KEY", help="The signer's keystore key.")]
 _Campaign = Annotated[str, typer.Argument(metavar="CAMPAIGN", help="The campaign's id.")]
 _Amount = Annotated[int, typer.Argument(metavar="AMOUNT", min=1, max=MAX_AMOUNT, help="Won.")]
 _Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of a tree.")]
 
 
-@contextmanager
 def _access(ctx: typer.Context, node: str | None, passphrase: str | None) -> Iterator[LedgerAccess]:
     if node is None:
         yield CityLedger(state(ctx).city.require(), passphrase)
@@ -63,35 +62,11 @@ def _access(ctx: typer.Context, node: str | None, passphrase: str | None) -> Ite
         yield ClientLedger(client)
 
 
-def _hash(text: str, what: str) -> str:
-    """SHA-256 (hex) of an off-ledger record: only the hash goes on the ledger."""
-    if not text.strip():
-        raise CivicError(f"the {what} is a non-empty text", reason="bad_reference")
-    return sha256(text.encode("utf-8")).hex()
-
-
 def _key(
     ctx: typer.Context, name: str, passphrase_env: str | None
 ) -> tuple[PrivateKey, str | None]:
     passphrase = passphrase_from_env(passphrase_env)
     return load_key(state(ctx).city.require().keystore, name, passphrase), passphrase
-
-
-def _send(
-    ctx: typer.Context,
-    node: str | None,
-    key_name: str,
-    method: str,
-    args: dict[str, Any],
-    passphrase_env: str | None,
-) -> Any:
-    key, passphrase = _key(ctx, key_name, passphrase_env)
-    with _access(ctx, node, passphrase) as ledger:
-        return ledger.send_as(key, CONTRACT_NAME, method, args)
-
-
-def _done(verb: str, what: str) -> None:
-    out().print(Text.assemble((f"{verb} ", "bold green"), what))
 
 
 def _echo(value: Any) -> None:
@@ -111,8 +86,8 @@ def register_charity(
         list[str],
         typer.Option(metavar="KEY", help="Keystore key the charity signs with (repeatable)."),
     ],
-    key: _KeyName,
-    node: _Node = None,
+    key: KeyName,
+    node: NodeUrl = None,
     passphrase_env: _PassphraseEnv = None,
 ) -> None:
     """Register CHARITY with its signing keys (signed by the charity registrar)."""
@@ -120,11 +95,11 @@ def register_charity(
     args = {
         "charity_id": charity_id,
         "name": {"ko": name_ko, "en": name_en},
-        "registration_number_hash": _hash(registration_number, "registration number"),
+        "registration_number_hash": reference_hash(registration_number, "registration number"),
         "keys": [keystore.public(name).did for name in charity_key],
     }
-    _send(ctx, node, key, "register_charity", args, passphrase_env)
-    _done("registered", f"charity {charity_id}")
+    send_signed(ctx, node, key, CONTRACT_NAME, "register_charity", args, passphrase_env)
+    done("registered", f"charity {charity_id}")
 
 
 @campaign_app.command("open")
@@ -138,7 +113,7 @@ def open_campaign(
     purpose_en: Annotated[str, typer.Option()],
     goal: Annotated[int, typer.Option(min=1, max=MAX_AMOUNT, help="The goal in won.")],
     bank: Annotated[str, typer.Option(metavar="AGENCY", help="The custodian bank's agency.")],
-    key: _KeyName,
+    key: KeyName,
     days: Annotated[int, typer.Option(min=1, max=3650, help="Donations for N days.")] = 30,
     disburse_days: Annotated[
         int, typer.Option(min=0, max=3650, help="Disbursements N days after.")
@@ -146,12 +121,12 @@ def open_campaign(
     help_coin: Annotated[
         str | None, typer.Option(metavar="CURRENCY", help="A help coin it may fund.")
     ] = None,
-    node: _Node = None,
+    node: NodeUrl = None,
     passphrase_env: _PassphraseEnv = None,
 ) -> None:
     """Open CAMPAIGN now for DAYS days (signed by a key of the charity)."""
     signer, passphrase = _key(ctx, key, passphrase_env)
-    with _access(ctx, node, passphrase) as ledger:
+    with ledger_access(ctx, node, passphrase) as ledger:
         now = int(ledger.query(CONTRACT_NAME, "head_time", {}))
         args = {
             "campaign_id": campaign_id,
@@ -166,20 +141,28 @@ def open_campaign(
             "help_coin": help_coin,
         }
         ledger.send_as(signer, CONTRACT_NAME, "open_campaign", args)
-    _done("opened", f"campaign {campaign_id}")
+    done("opened", f"campaign {campaign_id}")
 
 
 @campaign_app.command("close")
 def close_campaign(
     ctx: typer.Context,
     campaign_id: _Campaign,
-    key: _KeyName,
-    node: _Node = None,
+    key: KeyName,
+    node: NodeUrl = None,
     passphrase_env: _PassphraseEnv = None,
 ) -> None:
     """Close CAMPAIGN for good (signed by a key of its charity)."""
-    _send(ctx, node, key, "close_campaign", {"campaign_id": campaign_id}, passphrase_env)
-    _done("closed", f"campaign {campaign_id}")
+    send_signed(
+        ctx,
+        node,
+        key,
+        CONTRACT_NAME,
+        "close_campaign",
+        {"campaign_id": campaign_id},
+        passphrase_env,
+    )
+    done("closed", f"campaign {campaign_id}")
 
 
 @app.command("donate")
@@ -190,11 +173,11 @@ def donate(
     bank_reference: Annotated[
         str, typer.Option(metavar="REF", help="The bank's transfer record; only its hash is sent.")
     ],
-    key: _KeyName,
+    key: KeyName,
     anonymous: Annotated[
         bool, typer.Option(help="No receipt secret: the donation cannot be traced by its donor.")
     ] = False,
-    node: _Node = None,
+    node: NodeUrl = None,
     passphrase_env: _PassphraseEnv = None,
 ) -> None:
     """Record a donation the bank received (signed by the campaign's bank). Prints the donor's
@@ -203,11 +186,11 @@ def donate(
     args = {
         "campaign_id": campaign_id,
         "amount": amount,
-        "bank_reference": _hash(bank_reference, "bank reference"),
+        "bank_reference": reference_hash(bank_reference, "bank reference"),
         "donor_commitment": None if secret is None else donor_commitment(secret),
     }
-    record = _send(ctx, node, key, "donate", args, passphrase_env)
-    _done("donated", f"{amount:,} KRW to {campaign_id} (donation {record['seq']})")
+    record = send_signed(ctx, node, key, CONTRACT_NAME, "donate", args, passphrase_env)
+    done("donated", f"{amount:,} KRW to {campaign_id} (donation {record['seq']})")
     if secret is not None:
         out().print(Text.assemble(("receipt secret ", "bold"), secret))
 
@@ -223,12 +206,12 @@ def disburse(
     receipt: Annotated[
         str, typer.Option(metavar="TEXT", help="The receipt or invoice; only its hash is sent.")
     ],
-    key: _KeyName,
+    key: KeyName,
     beneficiary: Annotated[
         str | None,
         typer.Option(metavar="ID", help="The beneficiary's id; only a keyed pseudonym is sent."),
     ] = None,
-    node: _Node = None,
+    node: NodeUrl = None,
     passphrase_env: _PassphraseEnv = None,
 ) -> None:
     """Disburse AMOUNT from CAMPAIGN (signed by a key of its charity); allocated FIFO over
@@ -239,14 +222,14 @@ def disburse(
         "amount": amount,
         "kind": kind,
         "purpose": {"ko": purpose_ko, "en": purpose_en},
-        "receipt_hash": _hash(receipt, "receipt"),
+        "receipt_hash": reference_hash(receipt, "receipt"),
         "beneficiary": None
         if beneficiary is None
         else beneficiary_pseudonym(signer.seed, beneficiary),
     }
-    with _access(ctx, node, passphrase) as ledger:
+    with ledger_access(ctx, node, passphrase) as ledger:
         record = ledger.send_as(signer, CONTRACT_NAME, "disburse", args)
-    _done("disbursed", f"{amount:,} KRW from {campaign_id} (disbursement {record['seq']})")
+    done("disbursed", f"{amount:,} KRW from {campaign_id} (disbursement {record['seq']})")
     if record["reserve_reference"] is not None:
         out().print(Text.assemble(("reserve reference ", "bold"), record["reserve_reference"]))
 
@@ -260,15 +243,15 @@ def link(
     account: Annotated[
         list[str], typer.Option(metavar="DID", help="A holder the batch minted to (repeatable).")
     ],
-    key: _KeyName,
-    node: _Node = None,
+    key: KeyName,
+    node: NodeUrl = None,
     passphrase_env: _PassphraseEnv = None,
 ) -> None:
     """Link a help-coin disbursement to the mint batch its reserve deposit paid for."""
     signer, passphrase = _key(ctx, key, passphrase_env)
-    with _access(ctx, node, passphrase) as ledger:
+    with ledger_access(ctx, node, passphrase) as ledger:
         link_funding(ledger, signer, campaign_id, seq, batch, account)
-    _done("linked", f"disbursement {seq} of {campaign_id} to batch {batch}")
+    done("linked", f"disbursement {seq} of {campaign_id} to batch {batch}")
 
 
 @app.command("show")
@@ -277,10 +260,10 @@ def show(
     campaign_id: Annotated[
         str | None, typer.Argument(metavar="[CAMPAIGN]", help="One campaign's ledger.")
     ] = None,
-    node: _Node = None,
+    node: NodeUrl = None,
 ) -> None:
     """Every campaign, or one campaign's ledger of donations and disbursements, as JSON."""
-    with _access(ctx, node, None) as ledger:
+    with ledger_access(ctx, node, None) as ledger:
         desk = DonationDesk(ledger)
         _echo(
             {"campaigns": desk.campaigns()} if campaign_id is None else desk.ledger_of(campaign_id)
@@ -295,13 +278,13 @@ def trace(
     ] = None,
     campaign: Annotated[str | None, typer.Option(metavar="CAMPAIGN")] = None,
     as_json: _Json = False,
-    node: _Node = None,
+    node: NodeUrl = None,
 ) -> None:
     """Trace a donation by its receipt secret, or a whole campaign, down to help-coin spending
     by merchant category."""
     if (receipt is None) == (campaign is None):
         raise typer.BadParameter("give exactly one of --receipt and --campaign")
-    with _access(ctx, node, None) as ledger:
+    with ledger_access(ctx, node, None) as ledger:
         desk = DonationDesk(ledger)
         found = desk.trace_donor(receipt) if receipt is not None else None
         whole = desk.trace_campaign(campaign) if campaign is not None else None

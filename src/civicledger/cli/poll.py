@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -21,13 +20,12 @@ from rich.text import Text
 from civicledger.agency.ledger import CityLedger, LedgerAccess
 from civicledger.agency.poll_audit import verify_poll_in_city
 from civicledger.agency.registrar import POLLS_CONTRACT, Registrar
-from civicledger.agency.remote import ClientLedger
 from civicledger.agency.trustee import Trustee
 from civicledger.agency.verifying import ChallengeStore, verify_file
 from civicledger.cli import _render
 from civicledger.cli._common import json_object, out, passphrase_from_env, state
+from civicledger.cli._ledger import NodeUrl, ledger_access
 from civicledger.cli.proof import prove_tx
-from civicledger.client import CivicClient
 from civicledger.errors import CivicError
 from civicledger.services.identity.wallet import Wallet
 from civicledger.services.voting import group
@@ -55,24 +53,6 @@ _WalletDir = Annotated[
 _TrusteeDir = Annotated[
     Path, typer.Option("--trustee", metavar="DIR", help="The trustee's directory.")
 ]
-_Node = Annotated[
-    str | None,
-    typer.Option(
-        metavar="URL",
-        help="Reach the city's node over HTTP (receipts proven against DIR/genesis.json) "
-        "instead of opening the ledger in DIR.",
-    ),
-]
-
-
-@contextmanager
-def _access(ctx: typer.Context, node: str | None) -> Iterator[LedgerAccess]:
-    """The ledger: the city directory's, or a node's over HTTP anchored in its genesis."""
-    if node is None:
-        yield _ledger(ctx)
-        return
-    with CivicClient(node, state(ctx).city.genesis()) as client:
-        yield ClientLedger(client)
 
 
 def _ledger(ctx: typer.Context, passphrase: str | None = None) -> CityLedger:
@@ -207,12 +187,12 @@ def vote(
         list[int] | None, typer.Option(metavar="N", help="An option's number (0-based).")
     ] = None,
     wallet: _WalletDir = Path("wallet"),
-    node: _Node = None,
+    node: NodeUrl = None,
     passphrase_env: _PassphraseEnv = None,
 ) -> None:
     """Vote (again, to change it) with the wallet's key for this poll. A secret ballot is
     encrypted here, with its proofs; its tracking code is printed."""
-    with _access(ctx, node) as ledger:
+    with ledger_access(ctx, node) as ledger:
         _vote(ctx, ledger, poll_id, choice, wallet, passphrase_from_env(passphrase_env))
 
 
@@ -336,10 +316,10 @@ def _trustee_command(step: str, summary: str, done: Callable[[str, Any], str]) -
         ctx: typer.Context,
         poll_id: _PollId,
         trustee: _TrusteeDir,
-        node: _Node = None,
+        node: NodeUrl = None,
         passphrase_env: _PassphraseEnv = None,
     ) -> None:
-        with _access(ctx, node) as ledger:
+        with ledger_access(ctx, node) as ledger:
             action = getattr(Trustee.open(trustee), step)
             result = action(ledger, poll_id, passphrase=passphrase_from_env(passphrase_env))
         out().print(Text.assemble((f"{step} ", "bold green"), done(poll_id, result)))

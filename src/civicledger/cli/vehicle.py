@@ -17,19 +17,18 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from civicledger.agency.ledger import CityLedger, LedgerAccess
-from civicledger.agency.remote import ClientLedger
+from civicledger.agency.ledger import LedgerAccess
 from civicledger.agency.vehicle_desk import VehicleDesk
 from civicledger.agency.vehicle_report import report_html, report_lines, report_pdf
 from civicledger.city import load_key
 from civicledger.cli._common import out, passphrase_from_env, state
-from civicledger.client import CivicClient
+from civicledger.cli._ledger import ledger_access
 from civicledger.crypto.encoding import sha256
 from civicledger.errors import CivicError
 from civicledger.services.identity.qr_image import decode_qr_image
@@ -63,15 +62,11 @@ def main(
     ctx.meta["vehicle_node"] = node
 
 
-@contextmanager
-def _access(ctx: typer.Context, passphrase: str | None = None) -> Iterator[LedgerAccess]:
-    """The ledger: the city directory's, or a node's over HTTP anchored in its genesis."""
-    node = ctx.meta.get("vehicle_node")
-    if node is None:
-        yield CityLedger(state(ctx).city.require(), passphrase)
-        return
-    with CivicClient(node, state(ctx).city.genesis()) as client:
-        yield ClientLedger(client)
+def _access(
+    ctx: typer.Context, passphrase: str | None = None
+) -> AbstractContextManager[LedgerAccess]:
+    """The ledger: the city directory's, or the ``--node`` given to ``civic vehicle``."""
+    return ledger_access(ctx, ctx.meta.get("vehicle_node"), passphrase)
 
 
 @contextmanager

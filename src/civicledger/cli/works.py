@@ -15,21 +15,26 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
-from rich.text import Text
 
 from civicledger.agency.ledger import CityLedger, LedgerAccess
 from civicledger.agency.remote import ClientLedger
 from civicledger.agency.works_desk import WorksDesk
-from civicledger.city import load_key
 from civicledger.cli._common import out, passphrase_from_env, state
+from civicledger.cli._ledger import (
+    KeyName,
+    NodeUrl,
+    done,
+    ledger_access,
+    reference_hash,
+    send_signed,
+)
 from civicledger.client import CivicClient
-from civicledger.crypto.encoding import parse_json, sha256
+from civicledger.crypto.encoding import parse_json
 from civicledger.errors import CivicError, EncodingError
 from civicledger.services.works.contract import CONTRACT_NAME, MAX_AMOUNT, MAX_STAGES
 from civicledger.services.works.pseudonyms import account_reference, worker_pseudonym
@@ -46,43 +51,18 @@ _DID = re.compile(r"^did:key:z[1-9A-HJ-NP-Za-km-z]{40,60}$")
 _ContractId = Annotated[str, typer.Argument(metavar="CONTRACT", help="The contract's id.")]
 _Stage = Annotated[int, typer.Argument(metavar="STAGE", min=1, max=MAX_STAGES, help="1, 2, ...")]
 _Amount = Annotated[int, typer.Argument(metavar="AMOUNT", min=1, max=MAX_AMOUNT, help="Won.")]
-_KeyName = Annotated[str, typer.Option("--key", metavar="KEY", help="The signer's keystore key.")]
-_Node = Annotated[
-    str | None,
-    typer.Option(
-        metavar="URL",
-        help="Reach the city's node over HTTP (receipts proven against DIR/genesis.json) "
-        "instead of opening the ledger in DIR.",
-    ),
-]
 _PassphraseEnv = Annotated[
     str | None,
     typer.Option(metavar="VAR", help="Passphrase of the key, from this variable."),
 ]
 
 
-@contextmanager
 def _access(ctx: typer.Context, node: str | None, passphrase: str | None) -> Iterator[LedgerAccess]:
     if node is None:
         yield CityLedger(state(ctx).city.require(), passphrase)
         return
     with CivicClient(node, state(ctx).city.genesis()) as client:
         yield ClientLedger(client)
-
-
-def _send(
-    ctx: typer.Context,
-    node: str | None,
-    key_name: str,
-    method: str,
-    args: dict[str, Any],
-    passphrase_env: str | None,
-) -> Any:
-    """Send ``works.METHOD`` signed by the keystore key ``key_name``; return its result."""
-    passphrase = passphrase_from_env(passphrase_env)
-    key = load_key(state(ctx).city.require().keystore, key_name, passphrase)
-    with _access(ctx, node, passphrase) as ledger:
-        return ledger.send_as(key, CONTRACT_NAME, method, args)
 
 
 def _did(ctx: typer.Context, value: str) -> str:
@@ -92,22 +72,11 @@ def _did(ctx: typer.Context, value: str) -> str:
     return state(ctx).city.require().keystore.public(value).did
 
 
-def _reference(text: str) -> str:
-    """The SHA-256 (hex) of a bank's transfer record: only the hash goes on the ledger."""
-    if not text.strip():
-        raise CivicError("a reference is a non-empty text", reason="bad_reference")
-    return sha256(text.encode("utf-8")).hex()
-
-
 def _secret(variable: str) -> bytes:
     value = passphrase_from_env(variable)
     if value is None or len(value.encode()) < 16:
         raise CivicError(f"${variable} must hold a secret of 16 bytes or more", reason="bad_secret")
     return value.encode()
-
-
-def _done(verb: str, what: str) -> None:
-    out().print(Text.assemble((f"{verb} ", "bold green"), what))
 
 
 def _echo_json(value: Any) -> None:
@@ -135,9 +104,9 @@ def create(
     stage: Annotated[
         list[int], typer.Option(metavar="AMOUNT", min=1, max=MAX_AMOUNT, help="Repeat per stage.")
     ],
-    key: _KeyName,
+    key: KeyName,
     deadline_days: Annotated[int, typer.Option(min=1, max=90, help="Days to pay a claim.")] = 5,
-    node: _Node = None,
+    node: NodeUrl = None,
     passphrase_env: _PassphraseEnv = None,
 ) -> None:
     """Create a works contract; its total is the sum of the stages (ordering department)."""
@@ -151,8 +120,8 @@ def create(
         "stages": stage,
         "deadline_days": deadline_days,
     }
-    _send(ctx, node, key, "create_contract", args, passphrase_env)
-    _done("created", f"works contract {contract_id}: {sum(stage):,} KRW in {len(stage)} stages")
+    send_signed(ctx, node, key, CONTRACT_NAME, "create_contract", args, passphrase_env)
+    done("created", f"works contract {contract_id}: {sum(stage):,} KRW in {len(stage)} stages")
 
 
 @app.command("approve")
@@ -160,13 +129,15 @@ def approve(
     ctx: typer.Context,
     contract_id: _ContractId,
     stage: _Stage,
-    key: _KeyName,
-    node: _Node = None,
+    key: KeyName,
+    node: NodeUrl = None,
     passphrase_env: _PassphraseEnv = None,
 ) -> None:
     """Approve a claimed stage (the ordering department or the site supervisor)."""
-    found = _send(ctx, node, key, "approve", _stage(contract_id, stage), passphrase_env)
-    _done("approved", f"stage {stage}; approvals: {', '.join(sorted(found['approvals']))}")
+    found = send_signed(
+        ctx, node, key, CONTRACT_NAME, "approve", _stage(contract_id, stage), passphrase_env
+    )
+    done("approved", f"stage {stage}; approvals: {', '.join(sorted(found['approvals']))}")
 
 
 @app.command("release")
@@ -174,13 +145,15 @@ def release(
     ctx: typer.Context,
     contract_id: _ContractId,
     stage: _Stage,
-    key: _KeyName,
-    node: _Node = None,
+    key: KeyName,
+    node: NodeUrl = None,
     passphrase_env: _PassphraseEnv = None,
 ) -> None:
     """Release a stage approved by both: one payout order per party, in one transaction."""
-    found = _send(ctx, node, key, "release", _stage(contract_id, stage), passphrase_env)
-    _done("released", f"stage {stage}: {len(found['payouts'])} payout orders")
+    found = send_signed(
+        ctx, node, key, CONTRACT_NAME, "release", _stage(contract_id, stage), passphrase_env
+    )
+    done("released", f"stage {stage}: {len(found['payouts'])} payout orders")
     _payout_table(found["payouts"])
 
 
@@ -195,14 +168,18 @@ def deposit(
     reference: Annotated[
         str, typer.Option(metavar="REF", help="The bank's deposit record; only its hash is sent.")
     ],
-    key: _KeyName,
-    node: _Node = None,
+    key: KeyName,
+    node: NodeUrl = None,
     passphrase_env: _PassphraseEnv = None,
 ) -> None:
     """The bank received AMOUNT into the contract's escrow (custodian bank)."""
-    args = {"contract_id": contract_id, "amount": amount, "bank_reference": _reference(reference)}
-    found = _send(ctx, node, key, "deposit", args, passphrase_env)
-    _done("deposited", f"{amount:,} KRW; escrow holds {found['held']:,} KRW")
+    args = {
+        "contract_id": contract_id,
+        "amount": amount,
+        "bank_reference": reference_hash(reference),
+    }
+    found = send_signed(ctx, node, key, CONTRACT_NAME, "deposit", args, passphrase_env)
+    done("deposited", f"{amount:,} KRW; escrow holds {found['held']:,} KRW")
 
 
 @app.command("payout")
@@ -217,16 +194,22 @@ def payout(
             metavar="REF", help="The transfer batch's record; each order gets REF/SEQ's hash."
         ),
     ],
-    key: _KeyName,
-    node: _Node = None,
+    key: KeyName,
+    node: NodeUrl = None,
     passphrase_env: _PassphraseEnv = None,
 ) -> None:
     """The bank transferred these payout orders to their accounts (custodian bank)."""
-    items = [{"seq": n, "bank_reference": _reference(f"{reference}/{n}")} for n in seq]
-    found = _send(
-        ctx, node, key, "confirm_payouts", _stage(contract_id, stage, items=items), passphrase_env
+    items = [{"seq": n, "bank_reference": reference_hash(f"{reference}/{n}")} for n in seq]
+    found = send_signed(
+        ctx,
+        node,
+        key,
+        CONTRACT_NAME,
+        "confirm_payouts",
+        _stage(contract_id, stage, items=items),
+        passphrase_env,
     )
-    _done("paid", f"{len(items)} orders; stage {stage} is {found['status']}")
+    done("paid", f"{len(items)} orders; stage {stage} is {found['status']}")
 
 
 # -- the prime, the subcontractors, the supervisor ----------------------------------------------
@@ -240,8 +223,8 @@ def subcontract(
     party_key: Annotated[str, typer.Argument(metavar="KEY|DID", help="Its signing key.")],
     amount: _Amount,
     account: Annotated[str, typer.Option(metavar="REF", help="Its account reference.")],
-    key: _KeyName,
-    node: _Node = None,
+    key: KeyName,
+    node: NodeUrl = None,
     passphrase_env: _PassphraseEnv = None,
 ) -> None:
     """Register a subcontractor with its subcontract AMOUNT (the prime)."""
@@ -252,8 +235,8 @@ def subcontract(
         "account_ref": account,
         "amount": amount,
     }
-    _send(ctx, node, key, "register_subcontractor", args, passphrase_env)
-    _done("registered", f"subcontractor {party_id}: {amount:,} KRW")
+    send_signed(ctx, node, key, CONTRACT_NAME, "register_subcontractor", args, passphrase_env)
+    done("registered", f"subcontractor {party_id}: {amount:,} KRW")
 
 
 @app.command("split")
@@ -268,8 +251,8 @@ def split(
             metavar="LINES.json", exists=True, dir_okay=False, help="A JSON list of split lines."
         ),
     ],
-    key: _KeyName,
-    node: _Node = None,
+    key: KeyName,
+    node: NodeUrl = None,
     passphrase_env: _PassphraseEnv = None,
 ) -> None:
     """Register the party's split lines for STAGE (signed by the party itself)."""
@@ -280,8 +263,8 @@ def split(
     if not isinstance(parsed, list):
         raise CivicError(f"{lines} is not a JSON list of lines", reason="bad_lines")
     args = _stage(contract_id, stage, party_id=party_id, lines=parsed)
-    found = _send(ctx, node, key, "register_split", args, passphrase_env)
-    _done("split", f"stage {stage}: {found['lines']} lines, {found['split_total']:,} KRW")
+    found = send_signed(ctx, node, key, CONTRACT_NAME, "register_split", args, passphrase_env)
+    done("split", f"stage {stage}: {found['lines']} lines, {found['split_total']:,} KRW")
 
 
 @app.command("verify")
@@ -290,12 +273,12 @@ def verify(
     contract_id: _ContractId,
     stage: _Stage,
     work: Annotated[int, typer.Option(min=0, max=MAX_AMOUNT, help="Verified value of work.")],
-    key: _KeyName,
+    key: KeyName,
     line: Annotated[
         list[str] | None,
         typer.Option(metavar="LINE=QTY", help="Verified days (labour) or KRW; repeat."),
     ] = None,
-    node: _Node = None,
+    node: NodeUrl = None,
     passphrase_env: _PassphraseEnv = None,
 ) -> None:
     """Record the work verified on site for STAGE (the site supervisor)."""
@@ -306,8 +289,8 @@ def verify(
             raise typer.BadParameter(f"{item[:40]!r} is not LINE=QUANTITY", param_hint="--line")
         verified.append({"line_id": line_id, "quantity": int(quantity)})
     args = _stage(contract_id, stage, work_amount=work, lines=verified)
-    _send(ctx, node, key, "verify_work", args, passphrase_env)
-    _done("verified", f"stage {stage}: {work:,} KRW of work, {len(verified)} lines")
+    send_signed(ctx, node, key, CONTRACT_NAME, "verify_work", args, passphrase_env)
+    done("verified", f"stage {stage}: {work:,} KRW of work, {len(verified)} lines")
 
 
 @app.command("claim")
@@ -316,15 +299,21 @@ def claim(
     contract_id: _ContractId,
     stage: _Stage,
     amount: _Amount,
-    key: _KeyName,
-    node: _Node = None,
+    key: KeyName,
+    node: NodeUrl = None,
     passphrase_env: _PassphraseEnv = None,
 ) -> None:
     """Claim AMOUNT for STAGE, within the verified work (the prime)."""
-    found = _send(
-        ctx, node, key, "claim", _stage(contract_id, stage, amount=amount), passphrase_env
+    found = send_signed(
+        ctx,
+        node,
+        key,
+        CONTRACT_NAME,
+        "claim",
+        _stage(contract_id, stage, amount=amount),
+        passphrase_env,
     )
-    _done("claimed", f"stage {stage}: {amount:,} KRW; due at block time {found['due_ms']}")
+    done("claimed", f"stage {stage}: {amount:,} KRW; due at block time {found['due_ms']}")
 
 
 @app.command("flag-late")
@@ -332,29 +321,31 @@ def flag_late(
     ctx: typer.Context,
     contract_id: _ContractId,
     stage: _Stage,
-    key: _KeyName,
-    node: _Node = None,
+    key: KeyName,
+    node: NodeUrl = None,
     passphrase_env: _PassphraseEnv = None,
 ) -> None:
     """Record that STAGE was not paid by its deadline (anyone)."""
-    found = _send(ctx, node, key, "flag_late", _stage(contract_id, stage), passphrase_env)
-    _done("flagged", f"stage {stage} late by {found['late_ms'] // 1000:,} s")
+    found = send_signed(
+        ctx, node, key, CONTRACT_NAME, "flag_late", _stage(contract_id, stage), passphrase_env
+    )
+    done("flagged", f"stage {stage} late by {found['late_ms'] // 1000:,} s")
 
 
 # -- reading -------------------------------------------------------------------------------------
 
 
 @app.command("show")
-def show(ctx: typer.Context, contract_id: _ContractId, node: _Node = None) -> None:
+def show(ctx: typer.Context, contract_id: _ContractId, node: NodeUrl = None) -> None:
     """The contract: escrow, stages with split, approvals and payout orders, alerts (JSON)."""
-    with _access(ctx, node, None) as ledger:
+    with ledger_access(ctx, node, None) as ledger:
         _echo_json(WorksDesk(ledger).contract_view(contract_id))
 
 
 @app.command("alerts")
-def alerts(ctx: typer.Context, node: _Node = None) -> None:
+def alerts(ctx: typer.Context, node: NodeUrl = None) -> None:
     """Late-payment alerts, and the stages overdue now."""
-    with _access(ctx, node, None) as ledger:
+    with ledger_access(ctx, node, None) as ledger:
         desk = WorksDesk(ledger)
         flagged = desk.alerts()["alerts"]
         overdue = desk.overdue()
@@ -378,10 +369,10 @@ def alerts(ctx: typer.Context, node: _Node = None) -> None:
 def payments(
     ctx: typer.Context,
     ref: Annotated[str, typer.Argument(metavar="REF", help="A worker pseudonym or account ref.")],
-    node: _Node = None,
+    node: NodeUrl = None,
 ) -> None:
     """A worker's payments by pseudonym or account reference."""
-    with _access(ctx, node, None) as ledger:
+    with ledger_access(ctx, node, None) as ledger:
         found = WorksDesk(ledger).payments(ref)
     _payout_table(found["payouts"])
     out().print(f"ordered {found['ordered']:,} KRW; paid {found['paid']:,} KRW")
