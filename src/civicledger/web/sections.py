@@ -17,11 +17,12 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 from fastapi import APIRouter
 
-from civicledger.web.i18n import CatalogError, Messages
+from civicledger.web.i18n import CatalogError, Messages, load_messages
 
 __all__ = ["RESERVED_SLUGS", "PortalSection"]
 
@@ -76,3 +77,20 @@ class PortalSection:
     def home(self) -> str:
         """The path of the section's navigation link."""
         return self.url_prefix or "/"
+
+
+def package_section(package: str, router: APIRouter, *, nav_order: int) -> PortalSection:
+    """The section of a service's portal package, laid out the one way they all are:
+    ``<package>/templates``, ``static`` and ``messages``; its slug is the package's last name
+    and its navigation label ``<slug>.nav``."""
+    directory = Path(str(resources.files(package)))
+    slug = package.rsplit(".", 1)[-1]
+    return PortalSection(
+        slug=slug,
+        nav_key=f"{slug}.nav",
+        router=router,
+        templates_dir=directory / "templates",
+        static_dir=directory / "static",
+        messages=load_messages(package),
+        nav_order=nav_order,
+    )

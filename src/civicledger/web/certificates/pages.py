@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import re
 import time
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -31,9 +30,8 @@ from civicledger.services.certificates.pdf import MAX_PDF_BYTES, type_label
 from civicledger.services.certificates.verify import Report
 from civicledger.services.identity.qr_image import decode_qr_image
 from civicledger.web.forms import PageInputError, Refusal, form_reader, refusal, text_field
-from civicledger.web.i18n import load_messages
 from civicledger.web.portal import render
-from civicledger.web.sections import PortalSection
+from civicledger.web.sections import PortalSection, package_section
 
 __all__ = ["EXPLAINED_REASONS", "VERIFY_BODY_LIMIT", "VERIFY_PATH", "section"]
 
@@ -41,7 +39,6 @@ SLUG = "certificates"
 VERIFY_PATH = f"/{SLUG}/verify"
 VERIFY_BODY_LIMIT = MAX_PDF_BYTES + 64 * 1024
 """The verify form carries one PDF (at most ``MAX_PDF_BYTES``) or a QR photo, and a text."""
-_HERE = Path(__file__).parent
 _REF = re.compile(REF_PATTERN)
 _MAX_FORM_FIELDS = 4
 
@@ -197,12 +194,4 @@ def log_page(request: Request, ref: str = "") -> HTMLResponse:
 
 def section() -> PortalSection:
     """The certificate pages at ``/certificates``; ``install_portal`` adds them with a desk."""
-    return PortalSection(
-        slug=SLUG,
-        nav_key="certificates.nav",
-        router=router,
-        templates_dir=_HERE / "templates",
-        static_dir=_HERE / "static",
-        messages=load_messages("civicledger.web.certificates"),
-        nav_order=50,
-    )
+    return package_section("civicledger.web.certificates", router, nav_order=50)

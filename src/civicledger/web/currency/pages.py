@@ -25,7 +25,6 @@ import shlex
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -50,9 +49,8 @@ from civicledger.web.forms import (
     refusal,
     upload,
 )
-from civicledger.web.i18n import load_messages
 from civicledger.web.portal import render, render_not_found
-from civicledger.web.sections import PortalSection
+from civicledger.web.sections import PortalSection, package_section
 
 __all__ = [
     "CHART_DAYS",
@@ -74,7 +72,6 @@ PAY_BODY_LIMIT = MAX_IMAGE_BYTES + 64 * 1024
 CHART_DAYS = 14
 CHART_SIZE = {"width": 640, "height": 220, "left": 64, "right": 8, "top": 12, "bottom": 28}
 """The charts' viewBox and margins, in SVG units."""
-_HERE = Path(__file__).parent
 _CURRENCY_ID = re.compile(CURRENCY_ID_PATTERN)
 _MERCHANT_ID = re.compile(CODE_PATTERN)
 _DID = re.compile(r"^did:key:z[1-9A-HJ-NP-Za-km-z]{40,60}$")
@@ -392,12 +389,4 @@ def merchant(request: Request, currency_id: str, merchant_id: str) -> HTMLRespon
 def section() -> PortalSection:
     """The currency pages at ``/currency``; ``install_portal`` adds them when a currency desk
     is set."""
-    return PortalSection(
-        slug=SLUG,
-        nav_key="currency.nav",
-        router=router,
-        templates_dir=_HERE / "templates",
-        static_dir=_HERE / "static",
-        messages=load_messages("civicledger.web.currency"),
-        nav_order=40,
-    )
+    return package_section("civicledger.web.currency", router, nav_order=40)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -29,16 +28,14 @@ from civicledger.agency.donation_desk import DonationDesk
 from civicledger.errors import CivicError
 from civicledger.services.donations.contract import CODE_PATTERN
 from civicledger.web.forms import form_reader, refusal, text_field
-from civicledger.web.i18n import load_messages
 from civicledger.web.portal import render, render_not_found
-from civicledger.web.sections import PortalSection
+from civicledger.web.sections import PortalSection, package_section
 
 __all__ = ["BAR_WIDTH", "EXPLAINED_REASONS", "Progress", "progress", "section"]
 
 SLUG = "donations"
 BAR_WIDTH = 200
 """The progress bars' viewBox width, in SVG units."""
-_HERE = Path(__file__).parent
 _CAMPAIGN_ID = re.compile(CODE_PATTERN)
 _MAX_FORM_FIELDS = 4
 _MAX_RECEIPT = 200
@@ -168,12 +165,4 @@ def trace_submit(request: Request, form: Form) -> HTMLResponse:
 def section() -> PortalSection:
     """The donations pages at ``/donations``; ``install_portal`` adds them when a donations
     desk is set."""
-    return PortalSection(
-        slug=SLUG,
-        nav_key="donations.nav",
-        router=router,
-        templates_dir=_HERE / "templates",
-        static_dir=_HERE / "static",
-        messages=load_messages("civicledger.web.donations"),
-        nav_order=60,
-    )
+    return package_section("civicledger.web.donations", router, nav_order=70)

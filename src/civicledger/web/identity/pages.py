@@ -21,7 +21,6 @@ import re
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
@@ -48,9 +47,8 @@ from civicledger.web.forms import (
     text_field,
     upload,
 )
-from civicledger.web.i18n import load_messages
 from civicledger.web.portal import render
-from civicledger.web.sections import PortalSection
+from civicledger.web.sections import PortalSection, package_section
 
 __all__ = [
     "CLAIM_FIELDS",
@@ -68,7 +66,6 @@ VERIFY_BODY_LIMIT = MAX_IMAGE_BYTES + 256 * 1024
 """The verify form carries a photo of a QR code (at most ``MAX_IMAGE_BYTES``) and some text."""
 _MAX_FORM_FIELDS = 64
 _MAX_INDEX = 2**24
-_HERE = Path(__file__).parent
 _DID = re.compile(r"^did:[a-z0-9]+:[A-Za-z0-9._:%-]{1,200}$")
 _INDEX = re.compile(r"^(0|[1-9][0-9]{0,8})$")
 _GRANTS_SHOWN = 100
@@ -497,12 +494,4 @@ def revoke_submit(request: Request, form: Form) -> HTMLResponse:
 
 def section() -> PortalSection:
     """The identity pages at ``/identity``; ``install_portal`` adds them when a desk is set."""
-    return PortalSection(
-        slug=SLUG,
-        nav_key="identity.nav",
-        router=router,
-        templates_dir=_HERE / "templates",
-        static_dir=_HERE / "static",
-        messages=load_messages("civicledger.web.identity"),
-        nav_order=20,
-    )
+    return package_section("civicledger.web.identity", router, nav_order=20)

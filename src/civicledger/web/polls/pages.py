@@ -20,7 +20,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, cast
 
 from fastapi import APIRouter, Request
@@ -30,9 +29,8 @@ from civicledger.agency.poll_desk import PollDesk
 from civicledger.crypto.encoding import sha256
 from civicledger.errors import CivicError
 from civicledger.node.embedded import EmbeddedNode
-from civicledger.web.i18n import load_messages
 from civicledger.web.portal import render, render_not_found
-from civicledger.web.sections import PortalSection
+from civicledger.web.sections import PortalSection, package_section
 
 __all__ = [
     "CHART_SIZE",
@@ -44,8 +42,6 @@ __all__ = [
     "turnout_chart",
 ]
 
-SLUG = "polls"
-_HERE = Path(__file__).parent
 _POLL_ID = re.compile(r"^[a-z0-9][a-z0-9-]{2,62}$")
 _POLLS_SHOWN = 100
 _SERIES_SHOWN = 1000
@@ -277,12 +273,4 @@ def dashboard(request: Request, poll_id: str) -> HTMLResponse:
 
 def section() -> PortalSection:
     """The poll pages at ``/polls``; ``install_portal`` adds them when a poll desk is set."""
-    return PortalSection(
-        slug=SLUG,
-        nav_key="polls.nav",
-        router=router,
-        templates_dir=_HERE / "templates",
-        static_dir=_HERE / "static",
-        messages=load_messages("civicledger.web.polls"),
-        nav_order=30,
-    )
+    return package_section("civicledger.web.polls", router, nav_order=30)

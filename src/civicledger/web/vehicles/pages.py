@@ -19,7 +19,6 @@ import datetime as dt
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
@@ -35,16 +34,14 @@ from civicledger.services.vehicles.report import (
     parse_payload,
 )
 from civicledger.web.forms import refusal
-from civicledger.web.i18n import load_messages
 from civicledger.web.portal import render, render_not_found
-from civicledger.web.sections import PortalSection
+from civicledger.web.sections import PortalSection, package_section
 
 __all__ = ["CHART_SIZE", "EXPLAINED_REASONS", "MileageChart", "mileage_chart", "section"]
 
 SLUG = "vehicles"
 CHART_SIZE = {"width": 640, "height": 240, "left": 72, "right": 12, "top": 12, "bottom": 28}
 """The chart's viewBox and margins, in SVG units."""
-_HERE = Path(__file__).parent
 _VIN = re.compile(VIN_PATTERN)
 _MAX_PAYLOAD = 200
 _SPREAD = 12
@@ -193,12 +190,4 @@ def report(request: Request, vin: str, count: int | None = None) -> HTMLResponse
 def section() -> PortalSection:
     """The used-car pages at ``/vehicles``; ``install_portal`` adds them when a vehicle desk
     is set."""
-    return PortalSection(
-        slug=SLUG,
-        nav_key="vehicles.nav",
-        router=router,
-        templates_dir=_HERE / "templates",
-        static_dir=_HERE / "static",
-        messages=load_messages("civicledger.web.vehicles"),
-        nav_order=60,
-    )
+    return package_section("civicledger.web.vehicles", router, nav_order=60)

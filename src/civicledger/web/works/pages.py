@@ -19,7 +19,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -28,16 +27,13 @@ from fastapi.responses import HTMLResponse
 from civicledger.agency.works_desk import WorksDesk
 from civicledger.errors import CivicError
 from civicledger.services.works.contract import ID_PATTERN, LINE_KINDS
-from civicledger.web.i18n import load_messages
 from civicledger.web.portal import render, render_not_found
-from civicledger.web.sections import PortalSection
+from civicledger.web.sections import PortalSection, package_section
 
 __all__ = ["SplitBar", "section", "split_bars"]
 
-SLUG = "works"
 BAR_WIDTH = 600
 """The split bar's viewBox width, in SVG units."""
-_HERE = Path(__file__).parent
 _ID = re.compile(ID_PATTERN)
 _KINDS = (*LINE_KINDS, "prime")
 
@@ -146,12 +142,4 @@ def contract(request: Request, contract_id: str) -> HTMLResponse:
 
 def section() -> PortalSection:
     """The works pages at ``/works``; ``install_portal`` adds them when a works desk is set."""
-    return PortalSection(
-        slug=SLUG,
-        nav_key="works.nav",
-        router=router,
-        templates_dir=_HERE / "templates",
-        static_dir=_HERE / "static",
-        messages=load_messages("civicledger.web.works"),
-        nav_order=70,
-    )
+    return package_section("civicledger.web.works", router, nav_order=80)
