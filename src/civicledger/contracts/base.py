@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, NoReturn, Protocol, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, NoReturn, Protocol, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
 from civicledger.contracts.authority import ROOT_ROLE, Authority
 from civicledger.errors import ContractError
+from civicledger.ledger.genesis import check_did_key
 from civicledger.ledger.receipt import Event
 from civicledger.ledger.state import TxState
 
@@ -27,6 +28,12 @@ class Args(BaseModel):
     """Base for argument models: strict (no silent coercion), immutable, no unknown fields."""
 
     model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
+
+
+HASH_PATTERN = r"^[0-9a-f]{64}$"
+"""A SHA-256 in lowercase hex: how a document, a reference or a pseudonym goes on the ledger."""
+DidKey = Annotated[str, AfterValidator(check_did_key)]
+"""An argument that must be a well-formed did:key (an Ed25519 public key)."""
 
 
 class NoArgs(Args):

@@ -41,12 +41,14 @@ import datetime as dt
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from civicledger.contracts.base import (
+    HASH_PATTERN,
     PUBLIC,
     Args,
     Contract,
+    DidKey,
     QueryContext,
     TxContext,
     has_role,
@@ -54,7 +56,6 @@ from civicledger.contracts.base import (
     transaction,
 )
 from civicledger.contracts.governance import CREDENTIAL_TYPE_PATTERN
-from civicledger.ledger.genesis import check_did_key
 
 __all__ = [
     "ACTIVITY_ATTESTOR_ROLE",
@@ -80,8 +81,6 @@ ACTIVITY_ATTESTOR_ROLE = "activity_attestor"
 CURRENCY_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}$"
 CODE_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 """Categories, regions, activities, mint reasons, merchant and batch ids."""
-HASH_PATTERN = r"^[0-9a-f]{64}$"
-"""References and memos are SHA-256 digests (hex) of records kept off the ledger."""
 SYMBOL_PATTERN = r"^[A-Z0-9]{1,12}$"
 MAX_AMOUNT = 10**12
 """The largest amount (KRW) of one operation."""
@@ -99,7 +98,6 @@ BASIS_POINTS = 10_000
 
 Krw = Annotated[int, Field(ge=1, le=MAX_AMOUNT)]
 """An amount of one operation in won: an integer in ``1..MAX_AMOUNT``."""
-DidKey = Annotated[str, AfterValidator(check_did_key)]
 
 
 # -- argument models ----------------------------------------------------------------------------

@@ -37,12 +37,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from civicledger.contracts.base import (
+    HASH_PATTERN,
     PUBLIC,
     Args,
     Contract,
+    DidKey,
     QueryContext,
     TxContext,
     has_role,
@@ -50,7 +52,7 @@ from civicledger.contracts.base import (
     transaction,
 )
 from civicledger.crypto.encoding import sha256
-from civicledger.ledger.genesis import AGENCY_ID_PATTERN, check_did_key
+from civicledger.ledger.genesis import AGENCY_ID_PATTERN
 from civicledger.services.currency.contract import (
     CONTRACT_NAME as CURRENCY_CONTRACT,
 )
@@ -73,7 +75,6 @@ CONTRACT_NAME = "donations"
 CHARITY_REGISTRAR_ROLE = "charity_registrar"
 
 CODE_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
-HASH_PATTERN = r"^[0-9a-f]{64}$"
 MAX_AMOUNT = 10**12
 MAX_TOTAL = 2**53 - 1
 MAX_TIME_MS = 2**53 - 1
@@ -87,7 +88,6 @@ DAY_MS = 86_400_000
 KINDS = ("cash", "goods", "help_coin")
 
 Krw = Annotated[int, Field(ge=1, le=MAX_AMOUNT)]
-DidKey = Annotated[str, AfterValidator(check_did_key)]
 TimeMs = Annotated[int, Field(ge=0, le=MAX_TIME_MS)]
 
 

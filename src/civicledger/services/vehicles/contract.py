@@ -42,19 +42,20 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field
+from pydantic import Field
 
 from civicledger.contracts.base import (
+    HASH_PATTERN,
     PUBLIC,
     Args,
     Contract,
+    DidKey,
     QueryContext,
     TxContext,
     has_role,
     query,
     transaction,
 )
-from civicledger.ledger.genesis import check_did_key
 from civicledger.services.currency.contract import CUSTODIAN_ROLE
 
 __all__ = [
@@ -82,7 +83,6 @@ INSURER_ROLE = "vehicle_insurer"
 VIN_PATTERN = r"^[A-HJ-NPR-Z0-9]{17}$"
 """ISO 3779: 17 characters, no I, O or Q."""
 CODE_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
-HASH_PATTERN = r"^[0-9a-f]{64}$"
 MAX_KM = 9_999_999
 """A seven-digit odometer."""
 MAX_KM_PER_DAY = 1_000
@@ -100,7 +100,6 @@ MAX_PAGE = 1000
 MAX_ID = 2**53 - 1
 DAY_MS = 86_400_000
 
-DidKey = Annotated[str, AfterValidator(check_did_key)]
 Vin = Annotated[str, Field(pattern=VIN_PATTERN)]
 Digest = Annotated[str, Field(pattern=HASH_PATTERN)]
 Km = Annotated[int, Field(ge=0, le=MAX_KM)]

@@ -54,19 +54,20 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from civicledger.contracts.base import (
+    HASH_PATTERN,
     PUBLIC,
     Args,
     Contract,
+    DidKey,
     QueryContext,
     TxContext,
     has_role,
     query,
     transaction,
 )
-from civicledger.ledger.genesis import check_did_key
 from civicledger.services.currency.contract import CUSTODIAN_ROLE
 
 __all__ = [
@@ -93,8 +94,6 @@ PRIME = "prime"
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 """Contract, party and line ids."""
-HASH_PATTERN = r"^[0-9a-f]{64}$"
-"""Pseudonyms, account and bank references: SHA-256/HMAC digests (hex) of off-ledger records."""
 LINE_KINDS = ("subcontract", "materials", "equipment", "labour")
 MAX_AMOUNT = 10**13
 """The largest total of one works contract (KRW)."""
@@ -114,7 +113,6 @@ DAY_MS = 86_400_000
 DEFAULT_DEADLINE_DAYS = 5
 
 Krw = Annotated[int, Field(ge=1, le=MAX_AMOUNT)]
-DidKey = Annotated[str, AfterValidator(check_did_key)]
 Id = Annotated[str, Field(pattern=ID_PATTERN)]
 Hash = Annotated[str, Field(pattern=HASH_PATTERN)]
 StageNo = Annotated[int, Field(ge=1, le=MAX_STAGES)]
