@@ -16,11 +16,8 @@ import httpx
 import pytest
 from api_helpers import assert_problem
 
-from civicledger.agency.desk import IdentityDesk
 from civicledger.agency.ledger import NodeLedger
-from civicledger.api.app import create_app
-from civicledger.api.server import BackgroundServer
-from civicledger.city import NODE_KEY, CityDir, load_key
+from civicledger.city import CityDir
 from civicledger.client import CivicClient, Wallet
 from civicledger.crypto.encoding import b64url, canonical_json, from_b64url, sha256
 from civicledger.crypto.keys import PrivateKey
@@ -39,6 +36,7 @@ from currency_samples import (
     open_help_coin,
     reference,
 )
+from served_city import served_city
 
 DOMAIN = "https://pay.testville.example"
 HOLDER = PrivateKey.from_seed(sha256(b"api-currency/holder"))
@@ -74,15 +72,10 @@ def _tampered(text: str) -> str:
 @pytest.fixture
 def town(tmp_path: Path) -> Iterator[Town]:
     layout = currency_city(tmp_path / "city")
-    with EmbeddedNode(layout.data_path, load_key(layout.keystore, NODE_KEY, None)) as node:
-        ledger = NodeLedger(layout, node)
-        open_help_coin(ledger, HOLDER, BAKERY)
-        desk = IdentityDesk(ledger, domain=DOMAIN)
-        with (
-            BackgroundServer(create_app(node, identity=desk)) as server,
-            httpx.Client(base_url=server.url, timeout=60) as http,
-        ):
-            yield Town(layout, node, ledger, http, server.url)
+    with served_city(
+        layout, domain=DOMAIN, prepare=lambda ledger: open_help_coin(ledger, HOLDER, BAKERY)
+    ) as served:
+        yield Town(served.layout, served.node, served.ledger, served.http, served.url)
 
 
 def test_views_pay_by_qr_and_merchant_view(town: Town) -> None:

@@ -6,49 +6,29 @@ client, and the 404/422 problems."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
-import httpx
 import pytest
 from api_helpers import assert_problem
 
-from civicledger.agency.desk import IdentityDesk
-from civicledger.agency.ledger import NodeLedger, TxFailed
+from civicledger.agency.ledger import TxFailed
 from civicledger.agency.remote import ClientLedger
-from civicledger.api.app import create_app
-from civicledger.api.server import BackgroundServer
-from civicledger.city import NODE_KEY, CityDir, load_key
+from civicledger.city import load_key
 from civicledger.client import CivicClient
-from civicledger.node.embedded import EmbeddedNode
 from civicledger.services.donations.trace import donor_commitment
 from donation_samples import CAMPAIGN, CHARITY, CHARITY_KEY_NAME, donation_city, fund_campaign, ref
+from served_city import ServedCity, served_city
 
 BASE = "/api/v1/donations"
 
 
-@dataclass
-class Town:
-    layout: CityDir
-    ledger: NodeLedger
-    http: httpx.Client
-    url: str
-
-
 @pytest.fixture(scope="module")
-def town(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Town]:
+def town(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedCity]:
     layout = donation_city(tmp_path_factory.mktemp("donations") / "city")
-    with EmbeddedNode(layout.data_path, load_key(layout.keystore, NODE_KEY, None)) as node:
-        ledger = NodeLedger(layout, node)
-        fund_campaign(ledger)
-        desk = IdentityDesk(ledger, domain="https://testville.example")
-        with (
-            BackgroundServer(create_app(node, identity=desk)) as server,
-            httpx.Client(base_url=server.url, timeout=60) as http,
-        ):
-            yield Town(layout, ledger, http, server.url)
+    with served_city(layout, prepare=fund_campaign) as served:
+        yield served
 
 
-def test_charities_and_campaigns(town: Town) -> None:
+def test_charities_and_campaigns(town: ServedCity) -> None:
     charities = town.http.get(f"{BASE}/charities").json()["charities"]
     assert [c["charity_id"] for c in charities] == [CHARITY]
     assert town.http.get(f"{BASE}/charities/{CHARITY}").json()["status"] == "active"
@@ -60,7 +40,7 @@ def test_charities_and_campaigns(town: Town) -> None:
     )
 
 
-def test_campaign_ledger_and_records(town: Town) -> None:
+def test_campaign_ledger_and_records(town: ServedCity) -> None:
     book = town.http.get(f"{BASE}/campaigns/{CAMPAIGN}").json()
     assert [d["amount"] for d in book["donations"]] == [40_000, 80_000]
     assert [d["kind"] for d in book["disbursements"]] == ["cash", "help_coin"]
@@ -74,7 +54,7 @@ def test_campaign_ledger_and_records(town: Town) -> None:
     assert len(coin["mints"]) == 3
 
 
-def test_traces(town: Town) -> None:
+def test_traces(town: ServedCity) -> None:
     trace = town.http.get(f"{BASE}/campaigns/{CAMPAIGN}/trace").json()
     assert trace["coin"]["spent"] == {"food": 25_000, "market": 3_000}
     assert trace["coin"]["unspent"] == 32_000
@@ -93,7 +73,7 @@ def test_traces(town: Town) -> None:
     assert by_seq == tree
 
 
-def test_problems(town: Town) -> None:
+def test_problems(town: ServedCity) -> None:
     cases = [
         (town.http.get(f"{BASE}/campaigns/nowhere"), 404, "unknown_campaign"),
         (town.http.get(f"{BASE}/charities/nobody"), 404, "unknown_charity"),
@@ -111,7 +91,7 @@ def test_problems(town: Town) -> None:
         assert_problem(response, status, reason)
 
 
-def test_disbursement_above_balance_is_refused_over_http(town: Town) -> None:
+def test_disbursement_above_balance_is_refused_over_http(town: ServedCity) -> None:
     key = load_key(town.layout.keystore, CHARITY_KEY_NAME, None)
     with CivicClient(town.url, town.layout.genesis()) as client:
         remote = ClientLedger(client)

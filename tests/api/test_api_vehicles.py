@@ -5,21 +5,14 @@ verifying a report by its QR payload, and a whole sale signed by the parties' wa
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 from api_helpers import assert_problem
 
-from civicledger.agency.desk import IdentityDesk
-from civicledger.agency.ledger import NodeLedger
-from civicledger.api.app import create_app
-from civicledger.api.server import BackgroundServer
-from civicledger.city import NODE_KEY, CityDir, load_key
 from civicledger.client import CivicClient, Wallet
-from civicledger.node.embedded import EmbeddedNode
 from civicledger.services.identity.qr_image import decode_qr_image
+from served_city import ServedCity, served_city
 from vehicle_samples import (
     BANK,
     BUYER,
@@ -37,29 +30,15 @@ from vehicle_samples import (
 PRICE = 12_000_000
 
 
-@dataclass
-class Lot:
-    layout: CityDir
-    ledger: NodeLedger
-    http: httpx.Client
-    url: str
-
-
 @pytest.fixture
-def lot(tmp_path: Path) -> Iterator[Lot]:
-    layout = vehicle_city(tmp_path / "city")
-    with EmbeddedNode(layout.data_path, load_key(layout.keystore, NODE_KEY, None)) as node:
-        ledger = NodeLedger(layout, node)
-        populate(ledger)
-        desk = IdentityDesk(ledger, domain="https://cars.testville.example")
-        with (
-            BackgroundServer(create_app(node, identity=desk)) as server,
-            httpx.Client(base_url=server.url, timeout=60) as http,
-        ):
-            yield Lot(layout, ledger, http, server.url)
+def lot(tmp_path: Path) -> Iterator[ServedCity]:
+    with served_city(
+        vehicle_city(tmp_path / "city"), domain="https://cars.testville.example", prepare=populate
+    ) as served:
+        yield served
 
 
-def test_record_events_and_report(lot: Lot) -> None:
+def test_record_events_and_report(lot: ServedCity) -> None:
     car = lot.http.get(f"/api/v1/vehicles/{ROLLED}").json()
     assert (car["owner_count"], car["discrepancy_count"], car["events"]) == (2, 1, 5)
     page = lot.http.get(f"/api/v1/vehicles/{ROLLED}/events", params={"limit": 2}).json()
@@ -84,7 +63,7 @@ def test_record_events_and_report(lot: Lot) -> None:
     assert pdf.content.startswith(b"%PDF")
 
 
-def test_verify_answers_and_problems(lot: Lot) -> None:
+def test_verify_answers_and_problems(lot: ServedCity) -> None:
     report = lot.http.get(f"/api/v1/vehicles/{CLEAN}/report", params={"count": 1}).json()
     verify = "/api/v1/vehicles/reports/verify"
     verdict = lot.http.get(verify, params={"payload": report["qr_payload"]}).json()
@@ -106,7 +85,7 @@ def test_verify_answers_and_problems(lot: Lot) -> None:
     assert_problem(lot.http.get(missing), 404, "unknown_record")
 
 
-def test_a_sale_through_the_api(lot: Lot) -> None:
+def test_a_sale_through_the_api(lot: ServedCity) -> None:
     record = lot.http.get(f"/api/v1/vehicles/records/{digest('clean-disclosure')}").json()
     assert record["vin"] == CLEAN
     offer = {

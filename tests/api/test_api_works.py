@@ -12,15 +12,11 @@ import httpx
 import pytest
 from api_helpers import assert_problem
 
-from civicledger.agency.desk import IdentityDesk
-from civicledger.agency.ledger import NodeLedger
-from civicledger.api.app import create_app
-from civicledger.api.server import BackgroundServer
-from civicledger.city import NODE_KEY, CityDir, load_key
+from civicledger.city import CityDir, load_key
 from civicledger.client import CivicClient, Wallet
 from civicledger.demo import create_demo_city
 from civicledger.demo_works import CONTRACT_ID, SUPERVISOR, DemoWorks, run_works
-from civicledger.node.embedded import EmbeddedNode
+from served_city import served_city
 
 BASE = "/api/v1/works"
 
@@ -37,13 +33,8 @@ class Site:
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     layout = create_demo_city(Path(tmp_path_factory.mktemp("works-api")) / "seoul")
     works = run_works(layout)
-    with EmbeddedNode(layout.data_path, load_key(layout.keystore, NODE_KEY, None)) as node:
-        desk = IdentityDesk(NodeLedger(layout, node), domain="https://works.example")
-        with (
-            BackgroundServer(create_app(node, identity=desk)) as server,
-            httpx.Client(base_url=server.url, timeout=60) as http,
-        ):
-            yield Site(layout, works, http, server.url)
+    with served_city(layout, domain="https://works.example") as served:
+        yield Site(layout, works, served.http, served.url)
 
 
 def test_contracts_and_the_contract_view(site: Site) -> None:

@@ -21,16 +21,11 @@ import httpx
 import pytest
 from portal_helpers import html_lang
 
-from civicledger.agency.desk import IdentityDesk
-from civicledger.agency.ledger import NodeLedger
-from civicledger.api.server import BackgroundServer
-from civicledger.city import NODE_KEY, load_key
 from civicledger.crypto.encoding import b64url, canonical_json, from_b64url, sha256
 from civicledger.crypto.keys import PrivateKey
 from civicledger.node.embedded import EmbeddedNode
 from civicledger.services.currency.payment_request import QR_SCHEME, PaymentRequest, payment_args
 from civicledger.services.identity.qr_image import qr_png
-from civicledger.web import create_site
 from civicledger.web.currency import CHART_DAYS, PAY_BODY_LIMIT, PAY_PATH, bar_chart, pay_command
 from civicledger.web.currency import section as currency_section
 from currency_samples import (
@@ -40,6 +35,7 @@ from currency_samples import (
     open_help_coin,
     reference,
 )
+from served_city import served_city
 
 DOMAIN = "https://pay.portal.example"
 HOLDER = PrivateKey.from_seed(sha256(b"portal-currency/holder"))
@@ -77,24 +73,22 @@ class Town:
 def town(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Town]:
     root = tmp_path_factory.mktemp("currency-portal")
     layout = currency_city(root / "city")
-    with EmbeddedNode(layout.data_path, load_key(layout.keystore, NODE_KEY, None)) as node:
-        ledger = NodeLedger(layout, node)
-        open_help_coin(ledger, HOLDER, BAKERY, balance_cap=500_000)
-        desk = IdentityDesk(ledger, domain=DOMAIN)
-        with (
-            BackgroundServer(create_site(node, identity=desk)) as server,
-            httpx.Client(base_url=server.url, timeout=60) as client,
-        ):
-            town = Town(node, client)
-            first = town.request(amount=4_500, memo="order 12")
-            ledger.send_as(HOLDER, "currency", "pay", payment_args(first))
-            redeem = {
-                "currency_id": CUR,
-                "amount": 1_000,
-                "payout_reference_hash": reference("payout"),
-            }
-            ledger.send_as(BAKERY, "currency", "redeem", redeem)
-            yield town
+    with served_city(
+        layout,
+        portal=True,
+        domain=DOMAIN,
+        prepare=lambda ledger: open_help_coin(ledger, HOLDER, BAKERY, balance_cap=500_000),
+    ) as served:
+        town = Town(served.node, served.http)
+        first = town.request(amount=4_500, memo="order 12")
+        served.ledger.send_as(HOLDER, "currency", "pay", payment_args(first))
+        redeem = {
+            "currency_id": CUR,
+            "amount": 1_000,
+            "payout_reference_hash": reference("payout"),
+        }
+        served.ledger.send_as(BAKERY, "currency", "redeem", redeem)
+        yield town
 
 
 def value(page: str, element_id: str) -> int:

@@ -16,14 +16,9 @@ import httpx
 import pytest
 from portal_helpers import html_lang
 
-from civicledger.agency.desk import IdentityDesk
-from civicledger.agency.ledger import NodeLedger
-from civicledger.api.server import BackgroundServer
-from civicledger.city import NODE_KEY, load_key
-from civicledger.node.embedded import EmbeddedNode
-from civicledger.web import create_site
 from civicledger.web.donations.pages import BAR_WIDTH, progress
 from donation_samples import CAMPAIGN, donation_city, fund_campaign
+from served_city import served_city
 
 
 @dataclass
@@ -47,15 +42,8 @@ class Town:
 @pytest.fixture(scope="module")
 def town(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Town]:
     layout = donation_city(tmp_path_factory.mktemp("donations-portal") / "city")
-    with EmbeddedNode(layout.data_path, load_key(layout.keystore, NODE_KEY, None)) as node:
-        ledger = NodeLedger(layout, node)
-        fund_campaign(ledger)
-        desk = IdentityDesk(ledger, domain="https://portal.example")
-        with (
-            BackgroundServer(create_site(node, identity=desk)) as server,
-            httpx.Client(base_url=server.url, timeout=60) as client,
-        ):
-            yield Town(client)
+    with served_city(layout, portal=True, prepare=fund_campaign) as served:
+        yield Town(served.http)
 
 
 def test_progress_geometry() -> None:

@@ -12,14 +12,10 @@ from urllib.parse import parse_qs, urlparse
 import httpx
 import pytest
 
-from civicledger.agency.desk import IdentityDesk
 from civicledger.agency.ledger import NodeLedger
-from civicledger.api.server import BackgroundServer
-from civicledger.city import NODE_KEY, load_key
-from civicledger.node.embedded import EmbeddedNode
 from civicledger.services.vehicles.report import MileagePoint
-from civicledger.web import create_site
 from civicledger.web.vehicles import CHART_SIZE, mileage_chart
+from served_city import served_city
 from vehicle_samples import (
     CLEAN,
     FIRST,
@@ -33,17 +29,11 @@ from vehicle_samples import (
 
 @pytest.fixture(scope="module")
 def http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[httpx.Client, NodeLedger]]:
-    root = tmp_path_factory.mktemp("vehicles-portal")
-    layout = vehicle_city(root / "city")
-    with EmbeddedNode(layout.data_path, load_key(layout.keystore, NODE_KEY, None)) as node:
-        ledger = NodeLedger(layout, node)
-        populate(ledger)
-        desk = IdentityDesk(ledger, domain="https://cars.testville.example")
-        with (
-            BackgroundServer(create_site(node, identity=desk)) as server,
-            httpx.Client(base_url=server.url, timeout=60) as client,
-        ):
-            yield client, ledger
+    layout = vehicle_city(tmp_path_factory.mktemp("vehicles-portal") / "city")
+    with served_city(
+        layout, portal=True, domain="https://cars.testville.example", prepare=populate
+    ) as served:
+        yield served.http, served.ledger
 
 
 def test_lookup_redirects_to_the_report(http: tuple[httpx.Client, NodeLedger]) -> None:

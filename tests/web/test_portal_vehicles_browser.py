@@ -8,29 +8,17 @@ test-artifacts/screenshots/vehicles-*.png.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from browser_helpers import chromium, new_page, screenshot
 from playwright.sync_api import Browser, Page, expect
 
-from civicledger.agency.desk import IdentityDesk
-from civicledger.agency.ledger import NodeLedger
-from civicledger.api.server import BackgroundServer
-from civicledger.city import NODE_KEY, load_key
-from civicledger.node.embedded import EmbeddedNode
 from civicledger.services.identity.qr_image import decode_qr_image
-from civicledger.web import create_site
+from served_city import ServedCity, served_city
 from vehicle_samples import ROLLED, STATION, digest, populate, vehicle_city
 
 pytestmark = pytest.mark.browser
-
-
-@dataclass
-class Served:
-    url: str
-    ledger: NodeLedger
 
 
 @pytest.fixture(scope="module")
@@ -40,14 +28,14 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[Served]:
-    layout = vehicle_city(tmp_path / "city")
-    with EmbeddedNode(layout.data_path, load_key(layout.keystore, NODE_KEY, None)) as node:
-        ledger = NodeLedger(layout, node)
-        populate(ledger)
-        desk = IdentityDesk(ledger, domain="https://cars.testville.example")
-        with BackgroundServer(create_site(node, identity=desk)) as server:
-            yield Served(server.url, ledger)
+def served(tmp_path: Path) -> Iterator[ServedCity]:
+    with served_city(
+        vehicle_city(tmp_path / "city"),
+        portal=True,
+        domain="https://cars.testville.example",
+        prepare=populate,
+    ) as city:
+        yield city
 
 
 @pytest.fixture
@@ -56,7 +44,7 @@ def page(browser: Browser) -> Iterator[Page]:
         yield opened
 
 
-def test_the_report_of_a_rolled_back_car(page: Page, served: Served) -> None:
+def test_the_report_of_a_rolled_back_car(page: Page, served: ServedCity) -> None:
     page.goto(f"{served.url}/vehicles")
     page.fill("#vin", ROLLED)
     page.click("#lookup-form button[type=submit]")

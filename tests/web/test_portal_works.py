@@ -20,18 +20,16 @@ import httpx
 import pytest
 from portal_helpers import html_lang
 
-from civicledger.agency.desk import IdentityDesk
-from civicledger.agency.ledger import NodeLedger
 from civicledger.api.server import BackgroundServer
 from civicledger.city import NODE_KEY, AgencySpec, CityDir, Signer, create_city, load_key
 from civicledger.demo_works import CONTRACT_ID, DemoWorks, run_works
 from civicledger.node.chain import Chain
-from civicledger.node.embedded import EmbeddedNode
 from civicledger.services.registry import city_registry
 from civicledger.web import create_site
 from civicledger.web.works import section as works_section
 from civicledger.web.works import split_bars
 from conftest import make_city
+from served_city import served_city
 
 DAY_MS = 86_400_000
 LATE = "late-bridge"
@@ -113,13 +111,8 @@ def town(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Town]:
         layout.keystore.create(name)
     _late_contract(layout, month_ago + 1)
     works = run_works(layout)
-    with EmbeddedNode(layout.data_path, load_key(layout.keystore, NODE_KEY, None)) as node:
-        desk = IdentityDesk(NodeLedger(layout, node), domain="https://works.portal.example")
-        with (
-            BackgroundServer(create_site(node, identity=desk)) as server,
-            httpx.Client(base_url=server.url, timeout=60) as client,
-        ):
-            yield Town(client, works)
+    with served_city(layout, portal=True, domain="https://works.portal.example") as served:
+        yield Town(served.http, works)
 
 
 def text_of(page: str, element_id: str) -> str:
