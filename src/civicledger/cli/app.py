@@ -15,7 +15,6 @@ from typer.core import TyperGroup
 
 from civicledger.cli import (
     certificate,
-    cluster,
     currency,
     demo,
     donation,
@@ -92,7 +91,6 @@ app.add_typer(ledger.block_app, name="block")
 app.add_typer(proof.app, name="proof")
 app.command("verify")(ledger.verify)
 app.add_typer(node.app, name="node")
-app.add_typer(cluster.app, name="cluster")
 app.command("demo")(demo.demo)
 app.add_typer(wallet.app, name="wallet")
 app.add_typer(identity.app, name="identity")
