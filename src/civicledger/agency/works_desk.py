@@ -15,10 +15,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from civicledger.agency.ledger import LedgerAccess
+from civicledger.contracts.base import HASH_PATTERN
 from civicledger.errors import CivicError
 from civicledger.services.works.contract import (
     CONTRACT_NAME,
-    HASH_PATTERN,
     ID_PATTERN,
     LINE_KINDS,
     MAX_PAGE,

@@ -17,8 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from civicledger.agency.donation_desk import DonationDesk
 from civicledger.api.problems import problem_responses
+from civicledger.contracts.base import HASH_PATTERN
 from civicledger.crypto.encoding import canonical_json
-from civicledger.services.donations.contract import CODE_PATTERN, HASH_PATTERN, MAX_TOTAL
+from civicledger.services.donations.contract import CODE_PATTERN, MAX_TOTAL
 
 __all__ = ["donation_router"]
 

@@ -16,9 +16,10 @@ from pydantic import BaseModel
 from civicledger.agency.vehicle_desk import VehicleDesk, VehicleDeskError
 from civicledger.agency.vehicle_report import report_pdf
 from civicledger.api.problems import problem_responses
+from civicledger.contracts.base import HASH_PATTERN
 from civicledger.crypto.encoding import canonical_json
 from civicledger.services.identity.qr_image import qr_png
-from civicledger.services.vehicles.contract import HASH_PATTERN, MAX_ID, MAX_PAGE, VIN_PATTERN
+from civicledger.services.vehicles.contract import MAX_ID, MAX_PAGE, VIN_PATTERN
 from civicledger.services.vehicles.report import MAX_REPORT_EVENTS, ReportError, parse_payload
 
 __all__ = ["vehicle_router"]

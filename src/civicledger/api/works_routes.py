@@ -15,8 +15,9 @@ from fastapi.responses import Response
 
 from civicledger.agency.works_desk import WorksDesk
 from civicledger.api.problems import problem_responses
+from civicledger.contracts.base import HASH_PATTERN
 from civicledger.crypto.encoding import canonical_json
-from civicledger.services.works.contract import HASH_PATTERN, ID_PATTERN, MAX_PAGE, MAX_STAGES
+from civicledger.services.works.contract import ID_PATTERN, MAX_PAGE, MAX_STAGES
 
 __all__ = ["works_router"]
 

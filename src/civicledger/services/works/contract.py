@@ -74,7 +74,6 @@ __all__ = [
     "CONTRACT_NAME",
     "CUSTODIAN_ROLE",
     "DAY_MS",
-    "HASH_PATTERN",
     "ID_PATTERN",
     "LINE_KINDS",
     "MAX_LINES_PER_STAGE",
