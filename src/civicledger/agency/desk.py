@@ -30,7 +30,7 @@ from civicledger.agency.verifying import StatusListSource
 from civicledger.city import CityDir
 from civicledger.crypto.encoding import from_b64url, parse_json
 from civicledger.errors import CivicError, EncodingError
-from civicledger.node.embedded import EmbeddedNode
+from civicledger.node.protocol import Node
 from civicledger.services.identity.credentials import MAX_QR_PAYLOAD
 from civicledger.services.identity.qr_image import decode_qr_image
 from civicledger.services.identity.resolver import Resolver
@@ -239,7 +239,7 @@ class IdentityDesk:
 
 def node_desk(
     city: CityDir,
-    node: EmbeddedNode,
+    node: Node,
     *,
     served_at: str,
     public_url: str | None = None,

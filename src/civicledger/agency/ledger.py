@@ -17,6 +17,7 @@ from civicledger.errors import CivicError, NodeError
 from civicledger.ledger.receipt import Receipt
 from civicledger.node.chain import Chain
 from civicledger.node.embedded import EmbeddedNode
+from civicledger.node.protocol import Node
 
 __all__ = ["AgencyLedger", "CityLedger", "LedgerAccess", "NodeLedger", "TxFailed"]
 
@@ -113,7 +114,7 @@ class NodeLedger:
     (locks are striped by signer).
     """
 
-    def __init__(self, city: CityDir, node: EmbeddedNode, passphrase: str | None = None) -> None:
+    def __init__(self, city: CityDir, node: Node, passphrase: str | None = None) -> None:
         self.city = city
         self.node = node
         self._passphrase = passphrase

@@ -23,6 +23,7 @@ from civicledger.agency.vehicle_desk import VehicleDesk
 from civicledger.agency.works_desk import WorksDesk
 from civicledger.api.batch_routes import batch_router
 from civicledger.api.certificate_routes import CERTIFICATE_PDF_PATH, certificate_router
+from civicledger.api.cluster_routes import DivergedGate, cluster_router
 from civicledger.api.currency_routes import currency_router
 from civicledger.api.donation_routes import donation_router
 from civicledger.api.events import EventHub
@@ -38,7 +39,7 @@ from civicledger.api.stream_routes import stream_router
 from civicledger.api.tx_routes import tx_router
 from civicledger.api.vehicle_routes import vehicle_router
 from civicledger.api.works_routes import works_router
-from civicledger.node.embedded import EmbeddedNode
+from civicledger.node.protocol import Node
 from civicledger.services.certificates.pdf import MAX_PDF_BYTES
 from civicledger.services.identity.qr_image import MAX_IMAGE_BYTES
 
@@ -46,7 +47,7 @@ API_PREFIX = "/api/v1"
 
 
 def create_app(
-    node: EmbeddedNode,
+    node: Node,
     settings: ApiSettings | None = None,
     identity: IdentityDesk | None = None,
 ) -> FastAPI:
@@ -102,10 +103,12 @@ def create_app(
             f"{API_PREFIX}{CERTIFICATE_PDF_PATH}": MAX_PDF_BYTES,
         },
     )
+    app.add_middleware(DivergedGate, node=node, prefix=API_PREFIX)
     app.include_router(tx_router(node, metrics, settings), prefix=API_PREFIX)
     app.include_router(batch_router(node, metrics, settings), prefix=API_PREFIX)
     app.include_router(ledger_router(node), prefix=API_PREFIX)
     app.include_router(stream_router(node, hub, settings), prefix=API_PREFIX)
+    app.include_router(cluster_router(node), prefix=API_PREFIX)
     if identity is not None:
         app.include_router(identity_router(identity), prefix=API_PREFIX)
         app.state.polls = PollDesk(identity.ledger, identity)

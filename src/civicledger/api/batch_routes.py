@@ -15,10 +15,10 @@ from civicledger.api.settings import ApiSettings
 from civicledger.crypto.encoding import canonical_json
 from civicledger.errors import CivicError
 from civicledger.ledger.receipt import Receipt
-from civicledger.node.embedded import EmbeddedNode
+from civicledger.node.protocol import Node
 
 
-def batch_router(node: EmbeddedNode, metrics: NodeMetrics, settings: ApiSettings) -> APIRouter:
+def batch_router(node: Node, metrics: NodeMetrics, settings: ApiSettings) -> APIRouter:
     router = APIRouter(tags=["transactions"])
 
     @router.post(

@@ -23,7 +23,7 @@ from civicledger.ledger.proofs import ConsistencyBundle
 from civicledger.ledger.receipt import log_leaf_bytes
 from civicledger.ledger.tx import NAME_PATTERN, signer_key
 from civicledger.node.chain import Chain
-from civicledger.node.embedded import EmbeddedNode
+from civicledger.node.protocol import Node
 
 Height = Annotated[int, Path(ge=0, le=MAX_HEIGHT)]
 OptionalHeight = Annotated[int | None, Query(ge=0, le=MAX_HEIGHT)]
@@ -41,7 +41,7 @@ def _require_block(chain: Chain, height: int | None) -> None:
         raise ApiError(404, "not_found", f"no block at height {height}")
 
 
-def ledger_router(node: EmbeddedNode) -> APIRouter:
+def ledger_router(node: Node) -> APIRouter:
     router = APIRouter(tags=["ledger"])
     chain = node.chain
 

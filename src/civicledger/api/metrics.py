@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import Future
 
 from prometheus_client import (
@@ -19,11 +20,15 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 from civicledger.errors import TxRejected
 from civicledger.ledger.receipt import Receipt
 from civicledger.node.chain import CommittedBlock
-from civicledger.node.embedded import EmbeddedNode
+from civicledger.node.cluster.node import FINALITY_BUCKETS_S, ClusterNode
+from civicledger.node.protocol import Node
 
 # The ``*_created`` timestamp series only double the output; nobody here graphs them.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -32,7 +37,7 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class NodeMetrics:
-    def __init__(self, node: EmbeddedNode, *, rate_window_s: float = 10.0) -> None:
+    def __init__(self, node: Node, *, rate_window_s: float = 10.0) -> None:
         self.registry = CollectorRegistry()
         self._window_s = rate_window_s
         self._recent: deque[tuple[float, int]] = deque()
@@ -68,6 +73,8 @@ class NodeMetrics:
         )
         for status in ("ok", "failed"):
             self.committed.labels(status)
+        if isinstance(node, ClusterNode):
+            self.registry.register(ClusterCollector(node))
 
     def on_block(self, block: CommittedBlock) -> None:
         """Called from the writer thread after each durable block."""
@@ -109,3 +116,52 @@ class NodeMetrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class ClusterCollector(Collector):
+    """A cluster node's figures, read from the node at each scrape."""
+
+    def __init__(self, node: ClusterNode) -> None:
+        self.node = node
+
+    def collect(self) -> Iterator[Metric]:
+        node = self.node
+        stats = node.stats
+        yield GaugeMetricFamily(
+            "civic_cluster_stream_seq", "Stream sequence of the last cut applied", node.stream_seq
+        )
+        yield GaugeMetricFamily(
+            "civic_cluster_final_height",
+            "Highest block attested by a quorum of agencies",
+            node.final_height,
+        )
+        yield CounterMetricFamily(
+            "civic_cluster_attestations", "Attestations read and stored", stats.attestations
+        )
+        yield CounterMetricFamily(
+            "civic_cluster_divergences",
+            "Attestations of a header other than this node's (or equivocations)",
+            stats.divergences,
+        )
+        yield GaugeMetricFamily(
+            "civic_cluster_faulty_peers",
+            "Peers reported faulty",
+            len({f.node for f in node.faulty}),
+        )
+        yield GaugeMetricFamily(
+            "civic_cluster_diverged",
+            "1 while this node diverged and refuses to serve",
+            0 if node.serving else 1,
+        )
+        cumulative = 0
+        buckets: list[tuple[str, float]] = []
+        for bound, count in zip(FINALITY_BUCKETS_S, stats.finality_counts, strict=True):
+            cumulative += count
+            buckets.append((repr(bound), cumulative))
+        buckets.append(("+Inf", stats.finality_count))
+        yield HistogramMetricFamily(
+            "civic_cluster_finality_seconds",
+            "Time from this node's commit of a block to its quorum of attestations",
+            buckets=buckets,
+            sum_value=stats.finality_sum,
+        )

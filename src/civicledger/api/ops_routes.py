@@ -7,15 +7,19 @@ from fastapi.responses import Response
 
 from civicledger.api.metrics import CONTENT_TYPE, NodeMetrics
 from civicledger.api.models import Health
-from civicledger.node.embedded import EmbeddedNode
+from civicledger.api.problems import ApiError
+from civicledger.node.cluster.node import ClusterNode
+from civicledger.node.protocol import Node
 
 
-def ops_router(node: EmbeddedNode, metrics: NodeMetrics) -> APIRouter:
+def ops_router(node: Node, metrics: NodeMetrics) -> APIRouter:
     router = APIRouter(tags=["operations"])
 
     @router.get("/healthz", response_model=Health)
     def health() -> Health:
-        """The node answers and reads its ledger."""
+        """The node answers and reads its ledger (503 while a cluster node has diverged)."""
+        if isinstance(node, ClusterNode) and not node.serving:
+            raise ApiError(503, "node_diverged", "this node diverged from the cluster")
         return Health(
             status="ok",
             chain_id=node.chain.chain_id,

@@ -80,6 +80,10 @@ _STATUS_BY_REASON: dict[str, int] = {
     "not_found": 404,
     "validation": 422,
     "node_error": 503,
+    # cluster (civicledger.node.cluster)
+    "node_diverged": 503,
+    "not_a_cluster": 404,
+    "stream_truncated": 503,
     "internal_error": 500,
     "ledger_error": 500,
 }

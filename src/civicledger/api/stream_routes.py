@@ -14,7 +14,7 @@ from civicledger.api.models import MAX_HEIGHT
 from civicledger.api.problems import problem_responses
 from civicledger.api.settings import ApiSettings
 from civicledger.ledger.tx import NAME_PATTERN
-from civicledger.node.embedded import EmbeddedNode
+from civicledger.node.protocol import Node
 
 _RECONNECT_MS = 1000
 _EVENT_SCHEMA = {
@@ -30,7 +30,7 @@ _EVENT_SCHEMA = {
 }
 
 
-def stream_router(node: EmbeddedNode, hub: EventHub, settings: ApiSettings) -> APIRouter:
+def stream_router(node: Node, hub: EventHub, settings: ApiSettings) -> APIRouter:
     router = APIRouter(tags=["events"])
 
     @router.get(

@@ -23,12 +23,12 @@ from civicledger.errors import TxRejected
 from civicledger.ledger.proofs import InclusionBundle
 from civicledger.ledger.receipt import Receipt, log_leaf_bytes
 from civicledger.ledger.tx import decode_tx
-from civicledger.node.embedded import EmbeddedNode
+from civicledger.node.protocol import Node
 
 TxId = Annotated[str, Path(pattern=TX_ID_PATTERN, description="64 lowercase hex characters")]
 
 
-def tx_router(node: EmbeddedNode, metrics: NodeMetrics, settings: ApiSettings) -> APIRouter:
+def tx_router(node: Node, metrics: NodeMetrics, settings: ApiSettings) -> APIRouter:
     router = APIRouter(tags=["transactions"])
     chain = node.chain
 

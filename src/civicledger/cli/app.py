@@ -15,6 +15,7 @@ from typer.core import TyperGroup
 
 from civicledger.cli import (
     certificate,
+    cluster,
     currency,
     demo,
     donation,
@@ -91,6 +92,7 @@ app.add_typer(ledger.block_app, name="block")
 app.add_typer(proof.app, name="proof")
 app.command("verify")(ledger.verify)
 app.add_typer(node.app, name="node")
+app.add_typer(cluster.app, name="cluster")
 app.command("demo")(demo.demo)
 app.add_typer(wallet.app, name="wallet")
 app.add_typer(identity.app, name="identity")

@@ -13,6 +13,7 @@ See docs/client.md.
 """
 
 from civicledger.client._client import CivicClient
+from civicledger.client._finality import Finality, verify_attestations
 from civicledger.client._results import BlockPage, ProvenTx, UnprovenResult, VerifiedBlock
 from civicledger.client._sse import ServerEvent
 from civicledger.client._wallet import Wallet
@@ -20,9 +21,11 @@ from civicledger.client._wallet import Wallet
 __all__ = [
     "BlockPage",
     "CivicClient",
+    "Finality",
     "ProvenTx",
     "ServerEvent",
     "UnprovenResult",
     "VerifiedBlock",
     "Wallet",
+    "verify_attestations",
 ]

@@ -30,7 +30,9 @@ def verify_header(signed: SignedBlockHeader, genesis: Genesis) -> BlockHeader:
     if header.chain_id != genesis.chain_id:
         raise ProofError(f"block {header.height} is for chain {header.chain_id!r}")
     if header.producer not in genesis.producers:
-        raise ProofError(f"block {header.height} is signed by {header.producer}, not a producer")
+        raise ProofError(f"block {header.height} is made by {header.producer}, not a producer")
+    if signed.signed_by not in genesis.producers:
+        raise ProofError(f"block {header.height} is signed by {signed.signed_by}, not a producer")
     try:
         signed.verify()
     except CivicError as e:
@@ -55,7 +57,9 @@ def verify_header_run(headers: Sequence[SignedBlockHeader], genesis: Genesis) ->
 
 def verify_block_head(header: BlockHeader, tree_head: SignedTreeHead) -> None:
     """The tree head served with a block must be the one the block's header commits to."""
-    if tree_head.tree_head != header.tree_head():
+    # In a cluster each node signs the block's tree head itself: the signer may be any genesis
+    # producer (checked with the head's signature); everything else must be the header's.
+    if tree_head.tree_head != header.tree_head(tree_head.tree_head.signer):
         raise ProofError(f"the tree head given with block {header.height} is not the block's")
 
 

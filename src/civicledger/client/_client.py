@@ -31,6 +31,12 @@ from civicledger.client._blocks import (
     verify_header,
     verify_header_run,
 )
+from civicledger.client._finality import (
+    Finality,
+    check_quorum,
+    default_quorum,
+    verify_attestations,
+)
 from civicledger.client._http import DEFAULT_MAX_BODY_BYTES, Answer, Http, bad_response
 from civicledger.client._results import BlockPage, ProvenTx, UnprovenResult, VerifiedBlock
 from civicledger.client._sse import ServerEvent, SseDecoder
@@ -47,7 +53,7 @@ from civicledger.errors import (
     RejectReason,
     TxRejected,
 )
-from civicledger.ledger.block import SignedBlockHeader, SignedTreeHead
+from civicledger.ledger.block import BlockHeader, SignedBlockHeader, SignedTreeHead
 from civicledger.ledger.genesis import Genesis
 from civicledger.ledger.proofs import (
     ConsistencyBundle,
@@ -363,6 +369,62 @@ class CivicClient:
             for signed in headers:
                 self._log.check_known(signed.header.tree_head())
         return BlockPage(headers, next_before)
+
+    # -- finality on a cluster -----------------------------------------------------------------
+
+    def finality(self, height: int, *, quorum: int | None = None) -> Finality:
+        """Whether block ``height`` is final, checked here: ``quorum`` (default: a majority of
+        the genesis producers) distinct producers signed attestations of exactly the header
+        ``block(height)`` verified. The node's own ``final`` flag is never read.
+
+        Raises NodeError ``not_a_cluster`` if the node runs alone (embedded), and whatever
+        ``block(height)`` raises (``not_found`` for a height the node does not have).
+        """
+        _height(height)
+        wanted = self._quorum(quorum)
+        header = self.block(height).header
+        return self._finality(header, wanted)
+
+    def wait_final(
+        self, height: int, *, timeout: float = 10.0, quorum: int | None = None
+    ) -> Finality:
+        """Poll ``finality(height)`` every ``poll_interval`` seconds until it is final.
+
+        The block is fetched and verified once (polled while the node answers ``not_found``),
+        then only its attestations. Raises NodeError ``not_final`` if it is not final within
+        ``timeout`` seconds (the message says how many producers had attested).
+        """
+        _height(height)
+        wanted = self._quorum(quorum)
+        deadline = time.monotonic() + timeout
+        header: BlockHeader | None = None
+        last: Finality | None = None
+        while True:
+            try:
+                if header is None:
+                    header = self.block(height).header
+                last = self._finality(header, wanted)
+            except NodeError as e:
+                if e.reason != "not_found":
+                    raise
+            if last is not None and last.final:
+                return last
+            if time.monotonic() >= deadline:
+                seen = "no block yet" if last is None else f"{len(last.attesters)} attested"
+                raise NodeError(
+                    f"block {height} is not final within {timeout:g} s ({seen}; {wanted} needed)",
+                    reason="not_final",
+                )
+            time.sleep(self.poll_interval)
+
+    def _quorum(self, quorum: int | None) -> int:
+        if quorum is None:
+            return default_quorum(self._producers)
+        return check_quorum(quorum, self._producers)
+
+    def _finality(self, header: BlockHeader, quorum: int) -> Finality:
+        answer = self._call("GET", f"/blocks/{header.height}/attestations")
+        return verify_attestations(header, answer.json(), self._producers, self.chain_id, quorum)
 
     # -- unproven reads ------------------------------------------------------------------------
 

@@ -41,8 +41,10 @@ NODE_REASONS = frozenset(
         "invalid_query",
         "ledger_error",
         "method_not_allowed",
+        "node_diverged",
         "node_error",
         "node_unavailable",
+        "not_a_cluster",
         "not_found",
         "not_in_tree",
         "payload_too_large",
@@ -51,7 +53,8 @@ NODE_REASONS = frozenset(
     }
 )
 """The non-transaction reason codes a node sends (docs/api.md, plus ``bad_encoding``,
-``ledger_error``, ``method_not_allowed`` and ``node_error`` from ``civicledger.api.problems``);
+``ledger_error``, ``method_not_allowed`` and ``node_error`` from ``civicledger.api.problems``,
+and ``not_a_cluster`` and ``node_diverged`` from the cluster routes, docs/cluster.md);
 each becomes a ``NodeError`` with that code."""
 
 _TX_REASONS = frozenset(r.value for r in RejectReason)

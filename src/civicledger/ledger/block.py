@@ -2,7 +2,9 @@
 
 Invariants:
 - A header's hash is SHA-256 of its RFC 8785 bytes; the producer signs those bytes under the
-  purpose ``block``; the next header names it as ``prev_hash``.
+  purpose ``block``; the next header names it as ``prev_hash``. In a cluster every node signs
+  the identical header with its own key and names itself as ``signer`` (``None`` means the
+  producer, so single-node data is unchanged byte for byte).
 - ``tx_root`` is the RFC 9162 Merkle root over the block's tx ids (as leaves), ``receipts_root``
   over the canonical receipts; both are recomputed by ``civic verify``.
 - ``state_hash`` chains every block's sorted write-set (see ``state.py``); ``log_size`` and
@@ -11,7 +13,9 @@ Invariants:
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 from civicledger.crypto.encoding import b64url, canonical_json, from_b64url, sha256
 from civicledger.crypto.keys import PrivateKey, PublicKey, signing_message
@@ -46,15 +50,15 @@ class BlockHeader(_Frozen):
     def hash(self) -> bytes:
         return sha256(self.canonical_bytes())
 
-    def tree_head(self) -> TreeHead:
-        """The tree head this block commits to, for its producer to sign."""
+    def tree_head(self, signer: str | None = None) -> TreeHead:
+        """The tree head this block commits to, for ``signer`` (default: its producer) to sign."""
         return TreeHead(
             chain_id=self.chain_id,
             tree_size=self.log_size,
             root_hash=self.log_root,
             height=self.height,
             time_ms=self.time_ms,
-            signer=self.producer,
+            signer=signer or self.producer,
         )
 
 
@@ -76,17 +80,39 @@ def _check_signature(
 class SignedBlockHeader(_Frozen):
     header: BlockHeader
     signature: str
+    signer: str | None = None
+    """did:key of the node that signed, when it is not the producer (a cluster's other nodes)."""
+
+    @model_serializer(mode="wrap")
+    def _drop_default_signer(self, handler: SerializerFunctionWrapHandler) -> Any:
+        """Leave ``signer`` out when it is the producer: single-node bytes stay as they were."""
+        data = handler(self)
+        if isinstance(data, dict) and data.get("signer") is None:
+            data.pop("signer", None)
+        return data
 
     @classmethod
     def sign(cls, header: BlockHeader, key: PrivateKey) -> SignedBlockHeader:
         signature = _sign(key, header.chain_id, "block", header.canonical_bytes())
-        return cls(header=header, signature=signature)
+        did = key.public.did
+        return cls(
+            header=header, signature=signature, signer=None if did == header.producer else did
+        )
+
+    @property
+    def signed_by(self) -> str:
+        """The did:key whose signature this is: ``signer``, or else the producer."""
+        return self.signer or self.header.producer
+
+    def tree_head(self) -> TreeHead:
+        """The tree head this header commits to, as its signer signs it."""
+        return self.header.tree_head(self.signed_by)
 
     def verify(self) -> None:
-        """Raise SignatureError unless ``header.producer`` signed this header."""
+        """Raise SignatureError unless ``signer`` (default ``header.producer``) signed it."""
         header = self.header
         _check_signature(
-            header.producer,
+            self.signed_by,
             header.chain_id,
             "block",
             header.canonical_bytes(),

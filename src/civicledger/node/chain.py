@@ -158,7 +158,7 @@ class Chain:
             raise GenesisError("the genesis block does not match the genesis file")
         signed.verify()
         head.verify(producers)
-        if head.tree_head != signed.header.tree_head():
+        if head.tree_head != signed.tree_head():
             raise GenesisError("the genesis tree head does not match the genesis block")
         data_dir = Path(data_dir)
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -203,13 +203,21 @@ class Chain:
         return self.write_block(staged)
 
     def stage_block(
-        self, txs: Sequence[PreparedTx], time_ms: int, key: PrivateKey
+        self,
+        txs: Sequence[PreparedTx],
+        time_ms: int,
+        key: PrivateKey,
+        producer: str | None = None,
     ) -> tuple[StagedBlock | None, list[Dropped]]:
         """Execute and sign the next block on top of every staged one, without writing it.
 
         The block producer stages block N+1 while block N is still being written; each staged
         block must then be passed to ``write_block`` in order (or ``reset`` called).
+        ``producer`` (default: the key's did) is the header's producer; a cluster node names the
+        node whose cut closed the block and signs the identical header with its own key.
         """
+        if producer is not None and producer not in self.genesis.producers:
+            raise LedgerError(f"block producer {producer} is not a genesis producer")
         with self._write_lock:
             prev = self._tip.header
             height = prev.height + 1
@@ -219,9 +227,8 @@ class Chain:
             )
             if not execution.included:
                 return None, execution.dropped
-            return self._stage(execution, height, time_ms, key.public.did, key, None), (
-                execution.dropped
-            )
+            maker = producer or key.public.did
+            return self._stage(execution, height, time_ms, maker, key, None), (execution.dropped)
 
     def apply_block(
         self, signed: SignedBlockHeader, tree_head: SignedTreeHead, txs: Sequence[SignedTx]
@@ -229,9 +236,14 @@ class Chain:
         """Re-execute a block made elsewhere; commit only if it reproduces the header exactly."""
         with self._write_lock:
             header = signed.header
+            if signed.signer is not None and signed.signer not in self.genesis.producers:
+                raise LedgerError(
+                    f"block {header.height}: header signature by {signed.signer}, "
+                    "which is not a genesis producer"
+                )
             signed.verify()
             tree_head.verify(frozenset(self.genesis.producers))
-            if tree_head.tree_head != header.tree_head():
+            if tree_head.tree_head != signed.tree_head():
                 raise LedgerError(f"block {header.height}: tree head does not match the header")
             if header.producer not in self.genesis.producers:
                 raise LedgerError(f"block {header.height}: producer is not a genesis producer")
@@ -314,7 +326,7 @@ class Chain:
         else:
             assert key is not None
             signed = SignedBlockHeader.sign(header, key)
-            head = SignedTreeHead.sign(header.tree_head(), key)
+            head = SignedTreeHead.sign(signed.tree_head(), key)
         first = log_append.first
         tx_rows = [
             (first + i, item.prepared.tx.tx_id, height, env, item.receipt_bytes)
@@ -324,15 +336,26 @@ class Chain:
         self._tip = signed
         return StagedBlock(signed, head, included, execution.dropped, writes, log_append, tx_rows)
 
-    def write_block(self, staged: StagedBlock) -> CommittedBlock:
+    def write_block(
+        self, staged: StagedBlock, meta: dict[str, bytes] | None = None
+    ) -> CommittedBlock:
         """Write a staged block in one SQLite transaction; safe to call from a writer thread.
 
-        On failure everything staged is discarded (``reset``) and the error is raised.
+        ``meta`` rows (a cluster node's stream position) are written in the same transaction,
+        so the block and them never disagree after a crash. On failure everything staged is
+        discarded (``reset``) and the error is raised.
         """
         conn = self._conn
         height = staged.header.header.height
         try:
             conn.execute("BEGIN IMMEDIATE")
+            for key, value in (meta or {}).items():
+                _check_meta_key(key)
+                conn.execute(
+                    "INSERT INTO meta(key, value) VALUES (?, ?)"
+                    " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    (key, value),
+                )
             self._log.write_staged(staged.log_append)
             self._state.apply(staged.writes)
             insert_rows(
@@ -352,6 +375,30 @@ class Chain:
         self._state.committed()
         self._head = staged.header
         return CommittedBlock(staged.header, staged.tree_head, staged.included, staged.dropped)
+
+    def write_meta(self, values: dict[str, bytes]) -> None:
+        """Write ``meta`` rows alone, in one transaction (e.g. the stream position after a block
+        whose every transaction was dropped)."""
+        conn = self._conn
+        with self._write_lock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for key, value in values.items():
+                    _check_meta_key(key)
+                    conn.execute(
+                        "INSERT INTO meta(key, value) VALUES (?, ?)"
+                        " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                        (key, value),
+                    )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    def meta(self, key: str) -> bytes | None:
+        """A ``meta`` row as durable now (read on the writer's connection)."""
+        row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else bytes(row[0])
 
     def reset(self) -> None:
         """Forget every staged block: the tip, log and state go back to the durable head."""
@@ -529,6 +576,11 @@ def _latest_header(conn: sqlite3.Connection, path: Path) -> SignedBlockHeader:
     if row is None:
         raise LedgerError(f"{path} has no blocks")
     return SignedBlockHeader.model_validate_json(bytes(row[0]))
+
+
+def _check_meta_key(key: str) -> None:
+    if key == "genesis" or not key.replace("_", "").isalnum():
+        raise LedgerError(f"meta key {key!r} may not be written by a block")
 
 
 def _stored_tx(envelope: bytes, receipt: bytes) -> StoredTx:

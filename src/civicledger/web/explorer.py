@@ -15,13 +15,25 @@ from typing import Any, cast
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from civicledger.ledger.block import SignedBlockHeader
 from civicledger.ledger.proofs import InclusionBundle
 from civicledger.node.chain import Chain, StoredTx
+from civicledger.node.cluster.node import ClusterNode
 from civicledger.node.embedded import EmbeddedNode
 from civicledger.web.portal import SECURITY_HEADERS, render, render_not_found
 from civicledger.web.sections import PortalSection
 
-__all__ = ["BlockRow", "TxRow", "latest_blocks", "latest_txs", "proof_file_text", "section"]
+__all__ = [
+    "AttestationPanel",
+    "AttestationRow",
+    "BlockRow",
+    "TxRow",
+    "block_attestations",
+    "latest_blocks",
+    "latest_txs",
+    "proof_file_text",
+    "section",
+]
 
 BLOCKS_SHOWN = 20
 """Blocks on the front page; the live list keeps this many too."""
@@ -53,6 +65,47 @@ class TxRow:
     contract: str
     method: str
     status: str
+
+
+@dataclass(frozen=True, slots=True)
+class AttestationRow:
+    """One node's signed statement of a block's header, as this node received it."""
+
+    node: str
+    header_hash: str
+    state_hash: str
+    signature: str
+    agrees: bool
+    """Whether it attests the same header hash as this node's own block."""
+
+
+@dataclass(frozen=True, slots=True)
+class AttestationPanel:
+    """The attestations of one block on a cluster node; ``final`` once ``quorum`` agree."""
+
+    rows: list[AttestationRow]
+    quorum: int
+    agreeing: int
+    final: bool
+
+
+def block_attestations(node: object, signed: SignedBlockHeader) -> AttestationPanel | None:
+    """The block's attestations when ``node`` is a cluster node; None on the embedded node."""
+    if not isinstance(node, ClusterNode):
+        return None
+    own = signed.header.hash().hex()
+    rows = [
+        AttestationRow(
+            node=a.attestation.node,
+            header_hash=a.attestation.header_hash,
+            state_hash=a.attestation.state_hash,
+            signature=a.signature,
+            agrees=a.attestation.header_hash == own,
+        )
+        for a in sorted(node.book.at(signed.header.height), key=lambda a: a.attestation.node)
+    ]
+    agreeing = len({r.node for r in rows if r.agrees})
+    return AttestationPanel(rows, node.quorum, agreeing, node.is_final(signed.header.height))
 
 
 def _chain(request: Request) -> Chain:
@@ -140,6 +193,7 @@ def block_page(request: Request, height: str) -> HTMLResponse:
         "offset": offset,
         "page_size": BLOCK_PAGE_TXS,
         "is_latest": header.height >= chain.height,
+        "attestations": block_attestations(request.app.state.node, signed),
     }
     return render(request, "explorer/block.html", context)
 

@@ -15,7 +15,7 @@ from starlette.staticfiles import StaticFiles
 from civicledger.agency.desk import IdentityDesk
 from civicledger.api.app import create_app
 from civicledger.api.settings import ApiSettings
-from civicledger.node.embedded import EmbeddedNode
+from civicledger.node.protocol import Node
 from civicledger.web.certificates import VERIFY_BODY_LIMIT as CERTIFICATE_BODY_LIMIT
 from civicledger.web.certificates import VERIFY_PATH as CERTIFICATE_PATH
 from civicledger.web.certificates import section as certificates_section
@@ -91,7 +91,7 @@ def install_portal(app: FastAPI, sections: Sequence[PortalSection] = ()) -> Port
 
 
 def create_site(
-    node: EmbeddedNode,
+    node: Node,
     settings: ApiSettings | None = None,
     sections: Sequence[PortalSection] = (),
     identity: IdentityDesk | None = None,

@@ -1,0 +1,50 @@
+"""``Node``: what the API, the portal and the agency desks need of a running node.
+
+Both the embedded node (``node/embedded.py``, the default) and a cluster node
+(``node/cluster/node.py``) provide it, so everything above ``node/`` serves either.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from typing import Protocol
+
+from civicledger.ledger.receipt import Receipt
+from civicledger.ledger.tx import SignedTx
+from civicledger.node.chain import Chain, CommittedBlock
+
+BlockListener = Callable[[CommittedBlock], None]
+
+
+class Node(Protocol):
+    chain: Chain
+    """This node's copy of the ledger (reads from any thread)."""
+
+    def submit(self, tx: SignedTx | bytes, timeout: float = 60.0) -> Receipt:
+        """Submit and wait for the receipt; raises TxRejected with the reason if refused."""
+        ...
+
+    def submit_nowait(self, tx: SignedTx | bytes) -> Future[Receipt]:
+        """Admit a transaction (TxRejected at once if refused) and return its future."""
+        ...
+
+    def submit_many(self, raws: Sequence[bytes], chunk: int = 500) -> list[Future[Receipt]]:
+        """Submit wire transactions in bulk; one future per transaction, in order."""
+        ...
+
+    def on_block(self, listener: BlockListener) -> None:
+        """Call ``listener`` after every durable block; it must be quick and never block."""
+        ...
+
+    def remove_block_listener(self, listener: BlockListener) -> None: ...
+
+    @property
+    def mempool_size(self) -> int:
+        """Transactions admitted and not yet in a block."""
+        ...
+
+    def close(self) -> None: ...
+
+
+__all__ = ["BlockListener", "Node"]
