@@ -92,6 +92,12 @@ def _peer(status: dict[str, Any], did: str) -> dict[str, Any] | None:
     return next((p for p in status["peers"] if p["node"] == did), None)
 
 
+def _reporting_silent(cluster: LocalCluster, name: str, did: str) -> dict[str, Any] | None:
+    """``name``'s status if it reports ``did`` as silent, else None."""
+    status = cluster.status(name)
+    return status if did in status["silent"] else None
+
+
 def _wait_for(condition: Any, what: str, timeout: float = 30.0) -> Any:
     deadline = time.monotonic() + timeout
     while True:
@@ -131,11 +137,15 @@ def test_kill_node_and_restart(cluster: LocalCluster) -> None:
     cluster.kill(victim, signal.SIGKILL)
     before = len(load.acked)
     load.wait_acked(before + 30)
-    # While it is down, the healthy nodes see its attestations stop short of their height.
-    status = cluster.status(healthy[0])
-    peer = _peer(status, victim_did)
-    assert peer is not None, status["peers"]
-    assert peer["attested_height"] < status["height"]
+    # While it is down, the healthy nodes report it silent: its attestations stop short.
+    for name in healthy:
+        status = _wait_for(
+            lambda name=name: _reporting_silent(cluster, name, victim_did),
+            f"{name} to report the killed node silent",
+        )
+        peer = _peer(status, victim_did)
+        assert peer is not None, status["peers"]
+        assert peer["attested_height"] < status["height"]
     cluster.restart(victim)
     load.set_urls(cluster.urls)
     load.wait_acked(len(load.acked) + 15)
@@ -153,6 +163,7 @@ def test_kill_node_and_restart(cluster: LocalCluster) -> None:
         "the restarted node's attestations",
     )
     assert peer["agrees"] is True
+    assert peer["silent"] is False
 
 
 def test_pause_node_and_resume(cluster: LocalCluster) -> None:
@@ -164,7 +175,10 @@ def test_pause_node_and_resume(cluster: LocalCluster) -> None:
     cluster.pause(victim)
     try:
         load.wait_acked(len(load.acked) + 30)
-        status = cluster.status(healthy[0])
+        status = _wait_for(
+            lambda: _reporting_silent(cluster, healthy[0], victim_did),
+            "the paused node reported silent",
+        )
         peer = _peer(status, victim_did)
         assert peer is not None, status["peers"]
         assert peer["attested_height"] < status["height"]

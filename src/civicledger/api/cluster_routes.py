@@ -40,6 +40,7 @@ def _cluster(node: Node) -> ClusterNode:
 
 def cluster_status(node: ClusterNode) -> dict[str, Any]:
     head = node.chain.head.header
+    peers = node.peers()
     return {
         "node": node.did,
         "height": head.height,
@@ -50,8 +51,9 @@ def cluster_status(node: ClusterNode) -> dict[str, Any]:
         "quorum": node.quorum,
         "serving": node.serving,
         "diverged": node.diverged,
-        "peers": node.peers(),
+        "peers": peers,
         "faulty": [{"node": f.node, "height": f.height, "reason": f.reason} for f in node.faulty],
+        "silent": [p["node"] for p in peers if p["silent"]],
     }
 
 

@@ -70,6 +70,9 @@ REPAIR_QUORUM_WAIT_S = 15.0
 WATCHDOG_S = 2.0
 MAX_TRACKED = 1000
 """Blocks awaiting finality (for the finality histogram) and faults kept in memory."""
+SILENT_AFTER_BLOCKS = 3
+"""A peer whose latest attestation is this many blocks behind this node's head is reported as
+silent (down, paused or cut off from the stream): a liveness report, not a divergence."""
 META_THROUGH = "stream_through"
 
 
@@ -574,12 +577,25 @@ class ClusterNode:
         return own is not None and self.book.is_final(height, own.header.hash().hex())
 
     def peers(self) -> list[dict[str, Any]]:
+        """Each other producer: its latest attestation, whether it agrees with us, how many
+        blocks it is behind our head, and whether that makes it silent."""
         latest = self.book.latest_by_node()
         bad = {f.node for f in self.faulty}
-        return [
-            {"node": node, "attested_height": latest.get(node, -1), "agrees": node not in bad}
-            for node in sorted(self.producers - {self.did})
-        ]
+        height = self.chain.height
+        peers = []
+        for node in sorted(self.producers - {self.did}):
+            attested = latest.get(node, -1)
+            behind = max(height - attested, 0)
+            peers.append(
+                {
+                    "node": node,
+                    "attested_height": attested,
+                    "agrees": node not in bad,
+                    "behind": behind,
+                    "silent": behind >= SILENT_AFTER_BLOCKS,
+                }
+            )
+        return peers
 
 
 async def _cancel_tasks() -> None:
