@@ -24,7 +24,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Executor, Future, InvalidStateError, ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
@@ -45,12 +45,11 @@ from civicledger.node.admission import (
     refused_error,
     worker_pool,
 )
-from civicledger.node.chain import Chain, CommittedBlock, StagedBlock
+from civicledger.node.chain import Chain, StagedBlock
 from civicledger.node.lock import DirectoryLock
+from civicledger.node.protocol import BlockListener, BlockListeners
 
 log = logging.getLogger(__name__)
-
-BlockListener = Callable[[CommittedBlock], None]
 
 
 class EmbeddedNode:
@@ -88,7 +87,7 @@ class EmbeddedNode:
         self._futures: dict[int, Future[Receipt]] = {}
         """Futures of transactions taken from the mempool, by id of their PreparedTx."""
         self._cond = threading.Condition()
-        self._listeners: list[BlockListener] = []
+        self._listeners = BlockListeners()
         self._verify_workers = verify_workers
         self._pool: Executor | None = None
         self._closing = False
@@ -126,11 +125,10 @@ class EmbeddedNode:
 
         Listeners run before the next block is written, so they must be quick and must not block.
         """
-        self._listeners = [*self._listeners, listener]
+        self._listeners.add(listener)
 
     def remove_block_listener(self, listener: BlockListener) -> None:
-        # Replaced, never mutated: the writer thread may be iterating the old list.
-        self._listeners = [known for known in self._listeners if known is not listener]
+        self._listeners.remove(listener)
 
     @property
     def mempool_size(self) -> int:
@@ -302,11 +300,7 @@ class EmbeddedNode:
             return False
         for item in block.included:
             _settle(self._futures.pop(id(item.prepared)), item.receipt)
-        for listener in self._listeners:
-            try:
-                listener(block)
-            except Exception:
-                log.exception("block listener failed")
+        self._listeners.notify(block)
         return True
 
     def _fail(self, items: Sequence[PreparedTx | Included], why: str) -> None:

@@ -6,6 +6,7 @@ Both the embedded node (``node/embedded.py``, the default) and a cluster node
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Protocol
@@ -15,6 +16,33 @@ from civicledger.ledger.tx import SignedTx
 from civicledger.node.chain import Chain, CommittedBlock
 
 BlockListener = Callable[[CommittedBlock], None]
+
+log = logging.getLogger(__name__)
+
+
+class BlockListeners:
+    """The listeners a node calls after every durable block, from its one writing thread.
+
+    The tuple is replaced, never mutated, so adding or removing a listener from another thread
+    never disturbs a notification in progress; a listener that raises is logged and the others
+    still run.
+    """
+
+    def __init__(self) -> None:
+        self._listeners: tuple[BlockListener, ...] = ()
+
+    def add(self, listener: BlockListener) -> None:
+        self._listeners = (*self._listeners, listener)
+
+    def remove(self, listener: BlockListener) -> None:
+        self._listeners = tuple(known for known in self._listeners if known is not listener)
+
+    def notify(self, block: CommittedBlock) -> None:
+        for listener in self._listeners:
+            try:
+                listener(block)
+            except Exception:
+                log.exception("block listener failed")
 
 
 class Node(Protocol):
@@ -47,4 +75,4 @@ class Node(Protocol):
     def close(self) -> None: ...
 
 
-__all__ = ["BlockListener", "Node"]
+__all__ = ["BlockListener", "BlockListeners", "Node"]

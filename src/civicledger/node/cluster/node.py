@@ -29,7 +29,7 @@ import sqlite3
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Coroutine, Sequence
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,7 +48,7 @@ from civicledger.ledger.genesis import Genesis
 from civicledger.ledger.receipt import Receipt
 from civicledger.ledger.tx import SignedTx, decode_tx
 from civicledger.node.admission import check_stateless
-from civicledger.node.chain import DB_NAME, Chain, CommittedBlock
+from civicledger.node.chain import DB_NAME, Chain
 from civicledger.node.cluster import stream
 from civicledger.node.cluster.attest import BOOK_NAME, AttestationBook, Fault, SignedAttestation
 from civicledger.node.cluster.blocks import BlockPlan, Cutter, SignedCut, StreamMessage
@@ -61,10 +61,10 @@ from civicledger.node.cluster.snapshot import (
     verify_snapshot,
 )
 from civicledger.node.lock import DirectoryLock
+from civicledger.node.protocol import BlockListener, BlockListeners
 
 log = logging.getLogger(__name__)
 
-BlockListener = Callable[[CommittedBlock], None]
 META_CUT_SEQ = "stream_cut_seq"
 REPAIR_QUORUM_WAIT_S = 15.0
 WATCHDOG_S = 2.0
@@ -173,7 +173,7 @@ class ClusterNode:
         self._last_cut: tuple[int, float] = (0, 0.0)
         self._futures: dict[bytes, list[Future[Receipt]]] = {}
         self._futures_lock = threading.Lock()
-        self._listeners: list[BlockListener] = []
+        self._listeners = BlockListeners()
         self._inbox: queue.SimpleQueue[StreamMessage | _Att | None] = queue.SimpleQueue()
         self._closing = False
         self._failed: str | None = None
@@ -316,10 +316,10 @@ class ClusterNode:
 
     def on_block(self, listener: BlockListener) -> None:
         """Call ``listener`` (from the applier thread) after every durable block."""
-        self._listeners = [*self._listeners, listener]
+        self._listeners.add(listener)
 
     def remove_block_listener(self, listener: BlockListener) -> None:
-        self._listeners = [known for known in self._listeners if known is not listener]
+        self._listeners.remove(listener)
 
     @property
     def mempool_size(self) -> int:
@@ -478,11 +478,7 @@ class ClusterNode:
             self._resolve(done.prepared.tx.tx_id, done.receipt, None)
         for gone in block.dropped:
             self._resolve(gone.prepared.tx.tx_id, None, gone.error)
-        for listener in self._listeners:
-            try:
-                listener(block)
-            except Exception:
-                log.exception("block listener failed")
+        self._listeners.notify(block)
         attestation = SignedAttestation.of(block.header, self._key)
         asyncio.run_coroutine_threadsafe(self._publish_attestation(attestation), self._loop)
         self._evaluate(height)
