@@ -26,7 +26,9 @@ STATUS_KEYS = {
     "diverged",
     "peers",
     "faulty",
+    "silent",
 }
+PEER_KEYS = {"node", "attested_height", "agrees", "behind", "silent"}
 
 
 @pytest.mark.cluster
@@ -53,6 +55,7 @@ def test_status_attestations_metrics_and_tx(tmp_path: Path, nats_single: NatsClu
             assert status["quorum"] == 2
             assert (status["serving"], status["diverged"], status["faulty"]) == (True, False, [])
             assert {p["node"] for p in status["peers"]} == {nodes[1].did, nodes[2].did}
+            assert all(set(p) == PEER_KEYS for p in status["peers"])
             atts = httpx.get(f"{url}/api/v1/blocks/{height}/attestations").json()
             assert atts["final"] is True
             assert atts["quorum"] == 2
